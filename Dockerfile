@@ -1,0 +1,19 @@
+# The organizers build this image, then run train_model.py and run_model.py inside it without network.
+FROM pytorch/pytorch:2.14.1-cuda13.0-cudnn9-runtime
+
+# ultralytics must never reach the network: settings inside /challenge, offline mode.
+ENV YOLO_OFFLINE=1 \
+    YOLO_CONFIG_DIR=/challenge/.ultralytics \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONUNBUFFERED=1
+
+## DO NOT EDIT the following 3 lines.
+RUN mkdir /challenge
+COPY ./ /challenge
+WORKDIR /challenge
+
+## Install your dependencies here using apt install, etc.
+RUN pip install --no-cache-dir -r requirements.txt \
+    && mkdir -p /challenge/.ultralytics/Ultralytics \
+    && cp "$(python -c 'import matplotlib, os; print(os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data/fonts/ttf/DejaVuSans.ttf"))')" \
+       /challenge/.ultralytics/Ultralytics/Arial.ttf

@@ -1,0 +1,22 @@
+#!/usr/bin/env python
+"""Train the models: python train_model.py -d DATA -m MODEL [-v]   (same CLI as the organizers' script)."""
+import argparse
+import sys
+
+from team_code import train_models
+
+
+def get_parser():
+    parser = argparse.ArgumentParser(description="Train the Challenge model(s).")
+    parser.add_argument("-d", "--data_folder", type=str, required=True)
+    parser.add_argument("-m", "--model_folder", type=str, required=True)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser
+
+
+def run(args):
+    train_models(args.data_folder, args.model_folder, args.verbose)
+
+
+if __name__ == "__main__":
+    run(get_parser().parse_args(sys.argv[1:]))
