@@ -15,7 +15,7 @@ PY = sys.executable
 
 
 def run_script(args, cwd=ROOT, env_extra=None):
-    env = dict(os.environ, PYTHONPATH=ROOT, **(env_extra or {}))
+    env = {**os.environ, "PYTHONPATH": ROOT, **(env_extra or {})}
     return subprocess.run([PY, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
