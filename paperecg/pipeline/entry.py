@@ -9,14 +9,17 @@ import os
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
+from paperecg.hardware import select_profile, set_threads
 from paperecg.records.header import HeaderInfo
-from paperecg.records.io import load_header_info, sanitize_signal
+from paperecg.records.images import load_pages
+from paperecg.records.io import image_paths, load_header_info, sanitize_signal
 
 from .data import require_labels, scan_training_folder
+from .digitizer import Digitizer
 from .prevalence import PrevalenceModel
 
 
@@ -29,24 +32,34 @@ def _warn(msg: str) -> None:
     print(f"[paperecg] {msg}", file=sys.stderr, flush=True)
 
 
-# --- models as team_code sees them ---------------------------------------------------------------------
+# --- the classifier as team_code sees it -----------------------------------------------------------------
 
-@dataclass
-class Digitizer:
-    """Image(s) -> signal. Until a trained digitizer is in the model folder it abstains on every lead."""
-
-    components: dict = field(default_factory=dict)
-
-    def digitize(self, record: str, header: HeaderInfo, verbose: bool = False) -> np.ndarray:
-        return np.full((header.num_samples, header.num_leads), np.nan)
+CLASSIFIER_DIR = "classifier"
 
 
 @dataclass
 class Classifier:
-    prevalence: PrevalenceModel
+    """The trained classifier when the model folder has one; the prevalence model otherwise and as fallback."""
 
-    def classify(self, record: str, header: HeaderInfo, signal: np.ndarray | None, verbose: bool = False):
-        return self.prevalence.predict()
+    prevalence: PrevalenceModel
+    model: object | None = None  # paperecg.classify.model.Classifier
+
+    @classmethod
+    def load(cls, model_folder: str, device: str | None = None) -> "Classifier":
+        model = None
+        folder = os.path.join(model_folder, CLASSIFIER_DIR)
+        if os.path.isdir(folder):
+            from paperecg.classify.model import Classifier as TrainedClassifier
+
+            model = TrainedClassifier.load(folder, device=device)
+        else:
+            _warn(f"no classifier in {model_folder}: answering with the label-prevalence model")
+        return cls(PrevalenceModel.load(model_folder), model)
+
+    def classify(self, header: HeaderInfo, images: list[np.ndarray], signal: np.ndarray | None) -> list[str]:
+        if self.model is None:
+            return self.prevalence.predict()
+        return list(self.model.predict(images, signal, header))
 
 
 # --- the three team functions --------------------------------------------------------------------------
@@ -65,8 +78,10 @@ def train(data_folder: str, model_folder: str, verbose: bool = False) -> None:
 
 
 def load(model_folder: str, verbose: bool = False) -> tuple[Digitizer, Classifier]:
-    prevalence = PrevalenceModel.load(model_folder)
-    return Digitizer(), Classifier(prevalence)
+    """Both models on the profile's device; a missing prevalence file means no training ever ran: fail."""
+    device = select_profile().device
+    set_threads()
+    return Digitizer.load(model_folder, device=device, log=_warn), Classifier.load(model_folder, device=device)
 
 
 def run(record: str, digitizer: Digitizer | None, classifier: Classifier | None,
@@ -77,10 +92,11 @@ def run(record: str, digitizer: Digitizer | None, classifier: Classifier | None,
         # Without a header there is no shape to fill; the organizers' save step cannot run either.
         _warn(f"{record}: unreadable header ({e}); no output")
         return None, None
-    signal = None
+    signal, images = None, []
     try:
         if digitizer is not None:
-            signal = digitizer.digitize(record, header, verbose)
+            signal = digitizer.digitize(record, header, verbose, log=_warn)
+            images = [p.rectified.image if p.rectified is not None else p.page.rgb for p in digitizer.last_pages]
     except Exception:
         _warn(f"{record}: digitization failed, leads left empty:\n{traceback.format_exc()}")
     signal = sanitize_signal(signal if signal is not None else np.nan, header.num_samples,
@@ -88,7 +104,9 @@ def run(record: str, digitizer: Digitizer | None, classifier: Classifier | None,
     labels = None
     try:
         if classifier is not None:
-            labels = classifier.classify(record, header, signal, verbose)
+            if not images and classifier.model is not None:
+                images = [p.rgb for p in load_pages(image_paths(record, header), log=_warn)]
+            labels = classifier.classify(header, images, signal)
     except Exception:
         _warn(f"{record}: classification failed, prevalence fallback:\n{traceback.format_exc()}")
         labels = classifier.prevalence.predict() if classifier is not None else None
