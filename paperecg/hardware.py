@@ -2,7 +2,8 @@
 
 Every trainer asks this module; nothing else reads CUDA state or the environment for these choices.
 Overrides: environment variables `PAPERECG_DEVICE` (cpu/cuda/cuda:N), `PAPERECG_PROFILE` (cpu/gpu/tiny),
-`PAPERECG_THREADS`, `PAPERECG_BUDGET_SCALE` (multiplies every wall-clock budget), or a JSON file named by
+`PAPERECG_THREADS`, `PAPERECG_BUDGET_SCALE` (multiplies every wall-clock budget), `PAPERECG_COMPONENTS`
+(comma list of detector/segmenter/classifier to train; empty = prevalence model only), or a JSON file named by
 `PAPERECG_CONFIG` whose keys override the profile's fields (e.g. {"segmenter_minutes": 20}).
 """
 from __future__ import annotations
@@ -25,6 +26,8 @@ class Profile:
     segmenter_crop: int | None  # train on random crops of this size on CPU; None = full working page
     batch_size: int
     num_workers: int
+    # which trainable components train_models builds (the prevalence fallback always); PAPERECG_COMPONENTS
+    components: tuple[str, ...] = ("detector", "segmenter", "classifier")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -38,6 +41,8 @@ def _cuda_available() -> bool:
     except Exception:  # torch missing or broken CUDA runtime: CPU it is
         return False
 
+
+COMPONENTS = ("detector", "segmenter", "classifier")
 
 PROFILES = {
     "gpu": Profile("gpu", "cuda", True, 120.0, 600.0, 300.0, None, 16, 8),
@@ -60,6 +65,12 @@ def select_profile() -> Profile:
         prof = replace(prof, detector_minutes=prof.detector_minutes * scale,
                        segmenter_minutes=prof.segmenter_minutes * scale,
                        classifier_minutes=prof.classifier_minutes * scale)
+    if os.environ.get("PAPERECG_COMPONENTS") is not None:
+        wanted = tuple(c.strip() for c in os.environ["PAPERECG_COMPONENTS"].split(",") if c.strip())
+        unknown = set(wanted) - set(COMPONENTS)
+        if unknown:
+            raise ValueError(f"PAPERECG_COMPONENTS: unknown {sorted(unknown)}; choose from {COMPONENTS}")
+        prof = replace(prof, components=wanted)
     path = os.environ.get("PAPERECG_CONFIG")
     if path:
         with open(path) as f:

@@ -7,6 +7,8 @@ import pytest
 os.environ.setdefault("PAPERECG_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("PAPERECG_PROFILE", "tiny")
+# Harness tests train the prevalence model only; tests of the whole pipeline ask for the components.
+os.environ.setdefault("PAPERECG_COMPONENTS", "")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)

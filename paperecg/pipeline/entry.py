@@ -18,8 +18,8 @@ from paperecg.records.header import HeaderInfo
 from paperecg.records.images import load_pages
 from paperecg.records.io import image_paths, load_header_info, sanitize_signal
 
-from .data import require_labels, scan_training_folder
-from .digitizer import Digitizer
+from .data import UnusableDataError, require_labels, scan_training_folder
+from .digitizer import DETECTOR_DIR, SEGMENTER_DIR, Digitizer
 from .prevalence import PrevalenceModel
 
 
@@ -65,16 +65,48 @@ class Classifier:
 # --- the three team functions --------------------------------------------------------------------------
 
 def train(data_folder: str, model_folder: str, verbose: bool = False) -> None:
+    """Prevalence fallback, then the lead-name detector, the segmenter and the classifier, each within the
+    hardware profile's wall-clock budget. Unusable data raises UnusableDataError before any training."""
+    from paperecg.render.dataset import find_eik_pages
+
     t0 = time.time()
+    prof = select_profile()
+    _log(verbose, f"Profile {prof.name} on {prof.device}: budgets detector {prof.detector_minutes:g} min, "
+                  f"segmenter {prof.segmenter_minutes:g} min, classifier {prof.classifier_minutes:g} min")
     _log(verbose, f"Scanning training data in {data_folder} ...")
     records = scan_training_folder(data_folder, log=_warn)
     labelled = require_labels(records)
-    _log(verbose, f"{len(records)} usable records, {len(labelled)} labelled")
+    with_signal = [r.path for r in records if r.has_signal]
+    eik_pages = list(find_eik_pages(data_folder))
+    _log(verbose, f"{len(records)} usable records ({len(with_signal)} with signals, {len(labelled)} labelled), "
+                  f"{len(eik_pages)} ECG-Image-Kit pages")
+    if not with_signal and not eik_pages:
+        raise UnusableDataError("no signal files to render training pages from and no ECG-Image-Kit pages "
+                                "(image + JSON): the digitizer cannot be trained")
     os.makedirs(model_folder, exist_ok=True)
+
     prevalence = PrevalenceModel.fit([r.labels for r in labelled])
     prevalence.save(model_folder)
-    _log(verbose, f"Label prevalence: " + ", ".join(f"{c} {p:.3f}" for c, p in prevalence.prevalence.items() if p))
-    _log(verbose, f"Training done in {time.time() - t0:.1f} s")
+    _log(verbose, "Label prevalence: " + ", ".join(f"{c} {p:.3f}" for c, p in prevalence.prevalence.items() if p))
+
+    from paperecg.classify.train import train_classifier
+    from paperecg.rectify.train import train_detector
+    from paperecg.segment.train import TrainConfig, train_segmenter
+
+    log = print if verbose else (lambda *a, **k: None)
+    if "detector" in prof.components:
+        _log(verbose, "Training the lead-name detector ...")
+        train_detector(with_signal, os.path.join(model_folder, DETECTOR_DIR), prof.detector_minutes,
+                       eik_pages=eik_pages, log=log)
+    if "segmenter" in prof.components:
+        _log(verbose, "Training the segmenter ...")
+        train_segmenter(with_signal, os.path.join(model_folder, SEGMENTER_DIR), eik_pairs=eik_pages,
+                        train_config=TrainConfig(minutes=prof.segmenter_minutes), log=log)
+    if "classifier" in prof.components:
+        _log(verbose, "Training the classifier ...")
+        train_classifier([r.path for r in labelled if r.has_signal], os.path.join(model_folder, CLASSIFIER_DIR),
+                         minutes=prof.classifier_minutes, verbose=verbose)
+    _log(verbose, f"Training done in {(time.time() - t0) / 60:.1f} min")
 
 
 def load(model_folder: str, verbose: bool = False) -> tuple[Digitizer, Classifier]:
