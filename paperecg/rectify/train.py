@@ -1,0 +1,207 @@
+"""Train the lead-name detector on a wall-clock budget: render pages -> YOLO crops -> ultralytics training.
+
+    python -m paperecg.rectify.train --data DIR --out DIR [--minutes M] [--folds 1-8]
+
+The budget covers everything: about `render_share` of it renders pages (both cores), the rest trains;
+a data build or a training run that was cut off resumes with --resume. Everything ultralytics writes
+(settings, runs) stays inside the output folder; only config.json, the safetensors weights, the settings
+folder and a training log are kept.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from ..hardware import select_profile, set_threads
+from .data import count_samples, record_page_job, write_data_yaml
+from .detector import DetectorConfig, LeadNameDetector, build_network
+from .yolo import SETTINGS_SUBDIR, import_ultralytics, restore_threads
+
+WORK_SUBDIR = "_work"
+VAL_FRACTION = 0.05
+
+
+def find_training_sources(data_dir: str, folds: str | None) -> tuple[list[str], list[tuple[str, str]]]:
+    """WFDB records (fold-filtered when asked) and ECG-Image-Kit pages (image + JSON) under data_dir."""
+    from ..records.ptbxl import select_records
+
+    records = select_records(data_dir, folds)
+    try:
+        from ..render.dataset import find_eik_pages
+
+        eik = list(find_eik_pages(data_dir))
+    except ImportError:  # renderer without the finder: no ECG-Image-Kit pages then
+        eik = []
+    return records, eik
+
+
+def build_dataset(records: list[str], eik_pages: list[tuple[str, str]], root: Path, config: DetectorConfig,
+                  deadline_s: float, max_pages_per_record: int, crops_per_page: int, seed: int,
+                  workers: int, log=print) -> int:
+    """Write crops until every record has max_pages_per_record pages or the deadline passes; returns the
+    number of pages used. Validation: a few records held out (their pages go to the 'val' split)."""
+    import multiprocessing as mp
+
+    from tqdm import tqdm
+
+    n_val = max(1, int(round(VAL_FRACTION * len(records)))) if len(records) > 1 else 0
+    val_set = set(records[::max(1, len(records) // n_val)][:n_val]) if n_val else set()
+    jobs = []
+    for kind, items in (("eik", eik_pages), ("rec", records)):
+        for i, src in enumerate(items):
+            split = "val" if (kind == "rec" and src in val_set) else "train"
+            jobs.append((kind, src, seed * 1_000_003 + i, str(root), split, config.page_long_side_px,
+                         config.crop_px, crops_per_page))
+    # later passes over the records give new pages (new seeds); ECG-Image-Kit pages are used once
+    for p in range(1, max_pages_per_record):
+        for i, src in enumerate(records):
+            split = "val" if src in val_set else "train"
+            if split == "val":
+                continue
+            jobs.append(("rec", src, seed * 1_000_003 + p * 100_000 + i, str(root), "train",
+                         config.page_long_side_px, config.crop_px, crops_per_page))
+    pages = 0
+    ctx = mp.get_context("spawn" if sys.platform == "darwin" else "fork")
+    with ctx.Pool(max(1, workers), initializer=_worker_init) as pool:
+        bar = tqdm(total=len(jobs), desc="render", unit="page", mininterval=5)
+        for n in pool.imap(record_page_job, jobs, chunksize=1):
+            pages += int(n > 0)
+            bar.update(1)
+            if time.time() > deadline_s and count_samples(root, "val") > 0:
+                log(f"render budget reached after {pages} pages")
+                pool.terminate()
+                break
+        bar.close()
+    return pages
+
+
+def _worker_init() -> None:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:
+        pass
+
+
+def yolo_train_args(data_yaml: str, config: DetectorConfig, project: Path, hours: float, device: str,
+                    batch: int, seed: int, resume: bool) -> dict:
+    """ultralytics arguments: offline, CPU-friendly, and no augmentation that would change text
+    (no left-right flips, no mosaic shrinking, rotations come from our renders, not from ultralytics)."""
+    cpu = device == "cpu"
+    return dict(data=data_yaml, imgsz=config.crop_px, epochs=1000, time=hours, batch=batch, device=device,
+                workers=0 if cpu else 4, amp=not cpu, project=str(project.resolve()), name="train", exist_ok=True,
+                plots=False, mosaic=0.0, close_mosaic=0, fliplr=0.0, flipud=0.0, degrees=0.0, shear=0.0,
+                perspective=0.0, scale=0.1, translate=0.05, hsv_h=0.015, hsv_s=0.5, hsv_v=0.3, patience=1000,
+                pretrained=False, verbose=False, seed=seed, deterministic=False, val=True, save=True,
+                cache=False, resume=resume,
+                # short CPU budgets give a few epochs only: a brisk fixed optimiser and a short warm-up
+                optimizer="AdamW", lr0=0.002, warmup_epochs=0.3)
+
+
+def train_detector(records: list[str], out_dir: str, minutes: float, eik_pages: list[tuple[str, str]] = (),
+                   config: DetectorConfig | None = None, seed: int = 0, render_share: float = 0.2,
+                   max_pages_per_record: int = 4, crops_per_page: int = 8, batch: int | None = None,
+                   device: str | None = None, resume: bool = False, keep_work: bool = False,
+                   log=print) -> LeadNameDetector:
+    """Render, train for the rest of the budget, export config.json + safetensors to out_dir."""
+    t0 = time.time()
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    config = config or DetectorConfig()
+    num_threads = set_threads()
+    device = device or select_profile().device
+    batch = batch or (8 if device == "cpu" else 64)  # CPU: small batches, more steps in the budget
+    settings_dir = out / SETTINGS_SUBDIR
+    import_ultralytics(settings_dir)
+    work = out / WORK_SUBDIR
+    data_root = work / "data"
+    if not resume and work.exists():
+        shutil.rmtree(work)
+    render_deadline = t0 + 60.0 * minutes * render_share
+    pages = build_dataset(records, list(eik_pages), data_root, config, render_deadline, max_pages_per_record,
+                          crops_per_page, seed, workers=max(1, num_threads), log=log)
+    n_train, n_val = count_samples(data_root, "train"), count_samples(data_root, "val")
+    log(f"dataset: {pages} pages, {n_train} train crops, {n_val} val crops ({time.time() - t0:.0f} s)")
+    if n_train == 0:
+        raise RuntimeError("no training crops could be made from the data folder")
+    data_yaml = write_data_yaml(data_root, config.class_names)
+
+    from ultralytics import YOLO
+
+    export_reserve_s = 30.0
+    hours = max(1.0 / 3600, (60.0 * minutes - (time.time() - t0) - export_reserve_s) / 3600.0)
+    last = work / "runs" / "train" / "weights" / "last.pt"
+    if resume and last.exists():
+        model = YOLO(str(last))
+        model.train(resume=True)
+    else:
+        model = YOLO(config.model_yaml)
+        model.train(**yolo_train_args(data_yaml, config, work / "runs", hours, device, batch, seed, False))
+    restore_threads(num_threads)
+    # the trained network (best checkpoint) -> our own plain module + safetensors
+    net = build_network(config, settings_dir)
+    state = {k: v.float() for k, v in model.model.state_dict().items()}
+    net.load_state_dict(state, strict=True)
+    elapsed_min = (time.time() - t0) / 60.0
+    config = replace(config, trained_minutes=round(elapsed_min, 2), train_pages=pages,
+                     extra={"train_crops": n_train, "val_crops": n_val, "device": device})
+    detector = LeadNameDetector(net.float().cpu(), config)
+    detector.save(out)
+    results = work / "runs" / "train" / "results.csv"
+    if results.exists():
+        shutil.copyfile(results, out / "train_log.csv")
+    if not keep_work:
+        shutil.rmtree(work, ignore_errors=True)
+    log(f"detector saved to {out} after {elapsed_min:.1f} min")
+    return detector
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, help="folder of WFDB records (and/or ECG-Image-Kit pages)")
+    ap.add_argument("--out", required=True, help="model folder to write (e.g. model/detector)")
+    ap.add_argument("--minutes", type=float, default=None,
+                    help="wall-clock budget for rendering + training (default: hardware profile)")
+    ap.add_argument("--folds", default=None, help="PTB-XL folds to use, e.g. 1-8 (default: all records)")
+    ap.add_argument("--max-records", type=int, default=None, help="use at most this many records")
+    ap.add_argument("--pages-per-record", type=int, default=4, help="most pages rendered per record")
+    ap.add_argument("--crops-per-page", type=int, default=8)
+    ap.add_argument("--render-share", type=float, default=0.2, help="share of the budget spent rendering")
+    ap.add_argument("--long-side", type=int, default=DetectorConfig.page_long_side_px,
+                    help="page long side (px) at which names are detected")
+    ap.add_argument("--crop", type=int, default=DetectorConfig.crop_px, help="training crop size (px)")
+    ap.add_argument("--batch", type=int, default=None, help="crops per step (default 8 on CPU, 64 on GPU)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default=None, help="cpu / cuda / cuda:N (default: hardware profile)")
+    ap.add_argument("--resume", action="store_true", help="continue a cut-off data build / training run")
+    ap.add_argument("--keep-work", action="store_true", help="keep the rendered crops and ultralytics run")
+    args = ap.parse_args(argv)
+    minutes = args.minutes if args.minutes is not None else select_profile().detector_minutes
+    records, eik = find_training_sources(args.data, args.folds)
+    if args.max_records:
+        records = records[: args.max_records]
+    print(f"{len(records)} records, {len(eik)} ECG-Image-Kit pages; budget {minutes:g} min", flush=True)
+    config = DetectorConfig(page_long_side_px=args.long_side, crop_px=args.crop)
+    train_detector(records, args.out, minutes, eik, config, seed=args.seed, render_share=args.render_share,
+                   max_pages_per_record=args.pages_per_record, crops_per_page=args.crops_per_page,
+                   batch=args.batch, device=args.device, resume=args.resume, keep_work=args.keep_work)
+    print(json.dumps({"out": args.out, "minutes": minutes}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
