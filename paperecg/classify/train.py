@@ -1,0 +1,552 @@
+"""Training: k-fold signal-branch ensemble (out-of-fold predictions for thresholds), image branch on
+rendered pages, fusion weight and per-class thresholds tuned on held-out training records.
+
+    python -m paperecg.classify.train --data DIR --out DIR [--folds 1-8] [--minutes M]
+
+Time split of the budget: signal branch 55 %, image branch 33 %, the rest for loading, validation and tuning.
+Interrupted runs resume (--resume) from the per-fold and image checkpoints in OUT/_work.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..hardware import ddp_rank_world, select_profile, set_threads
+from ..records.header import HeaderInfo
+from ..records.io import image_paths, load_header_info, load_signal
+from ..records.labels import CLASSES, labels_to_multi_hot
+from .image_data import render_training_crop, square_crop_resize, to_tensor_input, validation_crop
+from .model import Classifier, ClassifierConfig, decide, make_signal_net
+from .networks import build_image_net, load_imagenet_backbone
+from .signal_data import (apply_layout_mask, augment_signal, network_input, side_features, to_internal)
+from .thresholds import macro_f, positive_weights, tune_thresholds
+
+IMAGENET_FILES = ("resnet50_imagenet.safetensors", "resnet50_imagenet.pth")
+SIGNAL_SHARE, IMAGE_SHARE = 0.55, 0.33
+
+
+@dataclass
+class TrainRecord:
+    path: str
+    info: HeaderInfo
+    signal_mv: np.ndarray | None  # header order, header rate (for rendering)
+    x: np.ndarray | None  # (12, 1000) internal signal
+    images: list[str]  # image files that exist
+
+
+def _log(verbose: bool, *msg) -> None:
+    if verbose:
+        print("[classify]", *msg, flush=True)
+
+
+def load_training_records(record_paths: list[str], verbose: bool = False) -> list[TrainRecord]:
+    """Labelled records with a signal or an image; unlabeled ('# Labels:' absent) or unreadable records are
+    skipped with a note."""
+    out, skipped = [], 0
+    for path in record_paths:
+        try:
+            info = load_header_info(path)
+        except (OSError, ValueError, IndexError):
+            skipped += 1
+            continue
+        if info.labels is None:
+            skipped += 1
+            continue
+        try:
+            sig, _ = load_signal(path)
+        except Exception:  # a broken .dat is the organizers' problem, not a reason to stop training
+            sig = None
+        x = to_internal(sig, info.fs_hz, info.lead_names) if sig is not None else None
+        if x is not None and not np.isfinite(x).any():
+            sig, x = None, None
+        images = [p for p in image_paths(path, info) if os.path.isfile(p)]
+        if x is None and not images:
+            skipped += 1
+            continue
+        out.append(TrainRecord(path, info, sig, x, images))
+    _log(verbose, f"{len(out)} labelled records, {skipped} skipped (unlabelled/unreadable)")
+    return out
+
+
+def make_folds(y: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Approximately label-stratified folds: records sorted by their rarest class, dealt round-robin."""
+    rng = np.random.default_rng(seed)
+    n = y.shape[0]
+    freq = y.sum(axis=0) + 1e-9
+    rarity = np.array([freq[row > 0].min() if row.any() else np.inf for row in y])
+    order = np.lexsort((rng.random(n), rarity))
+    folds = np.empty(n, dtype=int)
+    offset = int(rng.integers(k))
+    folds[order] = (np.arange(n) + offset) % k
+    return folds
+
+
+def _progress_lr(progress: float, base_lr: float, warmup: float = 0.03) -> float:
+    """Linear warm-up then cosine decay over progress in [0, 1] (time- or step-based, whichever is ahead)."""
+    if progress < warmup:
+        return base_lr * max(progress / warmup, 0.05)
+    return base_lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, (progress - warmup) / (1.0 - warmup))))
+
+
+def _masked_bce(pos_weight: torch.Tensor, class_mask: torch.Tensor):
+    bce = nn.BCEWithLogitsLoss(pos_weight=pos_weight, reduction="none")
+
+    def loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        # classes absent from training are masked out instead of being taught "never"
+        return (bce(logits, target) * class_mask).sum(dim=1).mean() / class_mask.sum().clamp(min=1.0)
+
+    return loss
+
+
+# --- signal branch --------------------------------------------------------------------------------------
+
+class SignalTrainSet(torch.utils.data.Dataset):
+    """Augmented (digitization-like) versions of true signals, reproducible per (seed, epoch, index)."""
+
+    def __init__(self, xs: list[np.ndarray], demo: list[tuple], y: np.ndarray, seed: int):
+        self.xs, self.demo, self.y, self.seed, self.epoch = xs, demo, y, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.xs)
+
+    def __getitem__(self, i: int):
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        x = augment_signal(self.xs[i], rng)
+        return network_input(x), side_features(x, *self.demo[i]), self.y[i]
+
+
+def validation_signal_view(x: np.ndarray, seed: int) -> np.ndarray:
+    """The fixed view used for out-of-fold scores: the challenge's 3x4+1 windows and a little noise."""
+    rng = np.random.default_rng(seed)
+    v = apply_layout_mask(x, "3x4+1")
+    return (v + rng.normal(0.0, 0.01, v.shape)).astype(np.float32)
+
+
+def side_feature_stats(views: list[np.ndarray], demo: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and (floored) standard deviation of the side features over the training views."""
+    feats = np.stack([side_features(v, *d) for v, d in zip(views, demo)]).astype(np.float64)
+    return feats.mean(axis=0).astype(np.float32), np.maximum(feats.std(axis=0), 0.05).astype(np.float32)
+
+
+@torch.no_grad()
+def predict_signal(net: nn.Module, views: list[np.ndarray], demo: list[tuple], device, batch: int = 256
+                   ) -> np.ndarray:
+    net.eval()
+    out = []
+    for s in range(0, len(views), batch):
+        xb = torch.from_numpy(np.stack([network_input(v) for v in views[s:s + batch]])).to(device)
+        fb = torch.from_numpy(np.stack([side_features(v, *d) for v, d in
+                                        zip(views[s:s + batch], demo[s:s + batch])])).to(device)
+        out.append(torch.sigmoid(net(xb, fb)).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0))
+
+
+def train_signal_net(cfg: ClassifierConfig, xs: list[np.ndarray], demo: list[tuple], y: np.ndarray,
+                     minutes: float, max_epochs: int, device, seed: int, batch_size: int = 64,
+                     lr: float = 2e-3, workers: int = 1, side_stats: tuple[np.ndarray, np.ndarray] | None = None,
+                     verbose: bool = False) -> nn.Module:
+    torch.manual_seed(seed)
+    net = make_signal_net(cfg)
+    if side_stats is not None:
+        net.side_mean.copy_(torch.from_numpy(side_stats[0]))
+        net.side_std.copy_(torch.from_numpy(side_stats[1]))
+    net = net.to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-2)
+    trained = y.sum(axis=0) > 0
+    loss_fn = _masked_bce(torch.tensor(positive_weights(y, cfg.imbalance_power), device=device),
+                          torch.tensor(trained.astype(np.float32), device=device))
+    ds = SignalTrainSet(xs, demo, y.astype(np.float32), seed)
+    bs = max(1, min(batch_size, len(ds)))
+    budget_s, t0 = minutes * 60.0, time.time()
+    steps_per_epoch = math.ceil(len(ds) / bs)
+    total_steps, step = max(1, max_epochs * steps_per_epoch), 0
+    for epoch in range(max_epochs):
+        ds.epoch = epoch
+        loader = torch.utils.data.DataLoader(ds, batch_size=bs, shuffle=True, drop_last=len(ds) > bs,
+                                             num_workers=workers, generator=torch.Generator().manual_seed(seed + epoch))
+        net.train()
+        running = 0.0
+        for xb, fb, yb in loader:
+            progress = max((time.time() - t0) / budget_s, step / total_steps)
+            for g in opt.param_groups:
+                g["lr"] = _progress_lr(progress, lr)
+            loss = loss_fn(net(xb.to(device), fb.to(device)), yb.to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            running += loss.item()
+            step += 1
+        _log(verbose, f"  signal epoch {epoch + 1}: loss {running / max(1, steps_per_epoch):.4f}, "
+                      f"{time.time() - t0:.0f}s")
+        if time.time() - t0 >= budget_s:
+            break
+    return net.eval()
+
+
+# --- image branch ---------------------------------------------------------------------------------------
+
+class ImageTrainSet(torch.utils.data.Dataset):
+    """A fresh random page per draw: rendered from the record's signal, or (half the time, when the record
+    lists images) one of its own images with crop jitter."""
+
+    def __init__(self, records: list[TrainRecord], y: np.ndarray, size_px: int, dpi: float, seed: int):
+        self.records, self.y, self.size_px, self.dpi, self.seed, self.epoch = records, y, size_px, dpi, seed, 0
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int):
+        from ..records.images import load_page
+        from .image_data import photometric_jitter
+
+        rng = np.random.default_rng([self.seed, self.epoch, i, 7])
+        r = self.records[i]
+        crop = None
+        if r.images and (r.signal_mv is None or rng.random() < 0.5):
+            try:
+                page = load_page(r.images[int(rng.integers(len(r.images)))]).rgb
+                crop = photometric_jitter(square_crop_resize(page, self.size_px, rng.uniform(0.9, 1.0),
+                                                             tuple(rng.uniform(-1, 1, size=2))), rng)
+            except ValueError:
+                crop = None
+        if crop is None and r.signal_mv is None:  # its only image is unreadable: a blank page teaches priors
+            crop = np.full((self.size_px, self.size_px, 3), 255, np.uint8)
+        if crop is None:
+            crop = render_training_crop(r.signal_mv, r.info.fs_hz, r.info.lead_names, self.size_px, self.dpi, rng)
+        return to_tensor_input(crop[None])[0], self.y[i]
+
+
+def validation_image_crop(r: TrainRecord, size_px: int, dpi: float, seed: int) -> np.ndarray:
+    from ..records.images import load_page
+
+    if r.images:
+        try:
+            return square_crop_resize(load_page(r.images[0]).rgb, size_px)
+        except ValueError:
+            pass
+    return validation_crop(r.signal_mv, r.info.fs_hz, r.info.lead_names, size_px, dpi, seed)
+
+
+@torch.no_grad()
+def predict_image(net: nn.Module, crops: np.ndarray, device, batch: int = 32) -> np.ndarray:
+    net.eval()
+    out = []
+    for s in range(0, len(crops), batch):
+        out.append(torch.sigmoid(net(torch.from_numpy(to_tensor_input(crops[s:s + batch])).to(device)))
+                   .float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0))
+
+
+def _find_imagenet(folders: list[str]) -> str | None:
+    for folder in folders:
+        for name in IMAGENET_FILES:
+            p = os.path.join(folder, name)
+            if os.path.isfile(p):
+                return p
+    return None
+
+
+def _load_state(path: str) -> dict:
+    if path.endswith(".safetensors"):
+        from safetensors.torch import load_file
+        return load_file(path)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def train_image_net(cfg: ClassifierConfig, records: list[TrainRecord], y: np.ndarray, minutes: float,
+                    max_epochs: int, device, seed: int, batch_size: int, amp: bool, workers: int,
+                    work_dir: str, imagenet_path: str | None, resume: bool, verbose: bool = False) -> nn.Module:
+    """ResNet on rendered pages; time-budgeted; checkpoints every few minutes to work_dir/image_ckpt.pt."""
+    from tqdm import tqdm
+
+    rank, local_rank, world = ddp_rank_world()
+    torch.manual_seed(seed)
+    net = build_image_net(cfg.image_arch, len(cfg.classes))
+    lr = 1e-3
+    if imagenet_path:
+        n = load_imagenet_backbone(net, _load_state(imagenet_path))
+        cfg.imagenet_init, lr = True, 3e-4
+        _log(verbose, f"image branch: fine-tuning from ImageNet weights {imagenet_path} ({n} tensors)")
+    net = net.to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    ckpt = os.path.join(work_dir, "image_ckpt.pt")
+    step, elapsed_before, epoch0 = 0, 0.0, 0
+    if resume and os.path.isfile(ckpt):
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["opt"])
+        step, elapsed_before, epoch0 = int(state["step"]), float(state["elapsed_s"]), int(state["epoch"])
+        _log(verbose, f"image branch: resumed at step {step}")
+    model = net
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(net, device_ids=[local_rank] if device.type == "cuda" else None)
+    trained = y.sum(axis=0) > 0
+    loss_fn = _masked_bce(torch.tensor(positive_weights(y, cfg.imbalance_power), device=device),
+                          torch.tensor(trained.astype(np.float32), device=device))
+    ds = ImageTrainSet(records, y.astype(np.float32), cfg.image_size_px, cfg.render_dpi, seed + 1000 * rank)
+    bs = max(1, min(batch_size, len(ds)))
+    scaler = torch.amp.GradScaler(enabled=amp)
+    budget_s = minutes * 60.0
+    t0 = time.time() - elapsed_before
+    total_steps = max(1, max_epochs * math.ceil(len(ds) / bs))
+    last_ckpt = time.time()
+    bar = tqdm(total=int(budget_s), unit="s", desc="image branch", disable=not verbose or rank != 0)
+    done = False
+    for epoch in range(epoch0, max_epochs):
+        ds.epoch = epoch
+        loader = torch.utils.data.DataLoader(ds, batch_size=bs, shuffle=True, drop_last=len(ds) > bs,
+                                             num_workers=workers, persistent_workers=False,
+                                             generator=torch.Generator().manual_seed(seed + epoch + 1000 * rank))
+        model.train()
+        for xb, yb in loader:
+            progress = max((time.time() - t0) / budget_s, step / total_steps)
+            if world > 1:  # every rank must stop at the same step, or DDP's all-reduce hangs
+                flag = torch.tensor([progress], device=device)
+                torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+                progress = float(flag.item())
+            if progress >= 1.0:
+                done = True
+                break
+            for g in opt.param_groups:
+                g["lr"] = _progress_lr(progress, lr)
+            with torch.autocast(device_type=device.type, enabled=amp):
+                logits = model(xb.to(device, non_blocking=True))
+            loss = loss_fn(logits.float(), yb.to(device))
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            step += 1
+            bar.n = min(int(time.time() - t0), int(budget_s))
+            bar.set_postfix(step=step, epoch=epoch, loss=f"{loss.item():.3f}")
+            if rank == 0 and time.time() - last_ckpt > 300:
+                torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step,
+                            "elapsed_s": time.time() - t0, "epoch": epoch}, ckpt)
+                last_ckpt = time.time()
+        if done:
+            break
+    bar.close()
+    _log(verbose, f"image branch: {step} steps in {time.time() - t0:.0f}s")
+    return net.eval()
+
+
+# --- orchestration --------------------------------------------------------------------------------------
+
+def _settings(profile_name: str) -> dict:
+    if profile_name == "gpu":
+        return dict(image_size_px=384, image_batch=32, signal_batch=128, signal_max_epochs=150,
+                    image_max_epochs=60, workers=6)
+    if profile_name == "tiny":
+        return dict(image_size_px=64, image_batch=4, signal_batch=16, signal_max_epochs=2, image_max_epochs=1,
+                    workers=0)
+    return dict(image_size_px=224, image_batch=16, signal_batch=32, signal_max_epochs=80, image_max_epochs=40,
+                workers=1)
+
+
+def train_classifier(record_paths: list[str], out_dir: str, minutes: float | None = None,
+                     signal_folds: int = 4, use_image: bool = True, image_arch: str = "resnet50",
+                     image_size_px: int | None = None, seed: int = 0, resume: bool = False,
+                     verbose: bool = True) -> Classifier:
+    """Train both branches on the labelled records among `record_paths`, tune fusion and thresholds on
+    held-out training records, save to out_dir and return the Classifier."""
+    t_start = time.time()
+    profile = select_profile()
+    settings = _settings(profile.name)
+    minutes = float(profile.classifier_minutes if minutes is None else minutes)
+    device = torch.device(profile.device)
+    if device.type == "cpu":
+        # the loader worker (augmentation, rendering) needs a core of its own: torch threads that compete
+        # with it for the cores slow down many-fold
+        torch.set_num_threads(max(1, set_threads() - settings["workers"]))
+    rank, local_rank, world = ddp_rank_world()
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+    work_dir = os.path.join(out_dir, "_work")
+    os.makedirs(work_dir, exist_ok=True)
+
+    records = load_training_records(record_paths, verbose and rank == 0)
+    y = labels_to_multi_hot([r.info.labels for r in records], CLASSES)
+    if len(records) == 0 or y.sum() == 0:
+        raise ValueError(f"no labelled training records among {len(record_paths)} records: the classifier "
+                         "needs '# Labels:' lines naming at least one of " + ", ".join(CLASSES))
+    trained = y.sum(axis=0) > 0
+    cfg = ClassifierConfig(image_arch=image_arch, image_size_px=image_size_px or settings["image_size_px"],
+                           trained_classes=[bool(t) for t in trained])
+    missing = [c for c, t in zip(CLASSES, trained) if not t]
+    _log(verbose and rank == 0, f"class counts: " + ", ".join(f"{c} {int(n)}" for c, n in zip(CLASSES, y.sum(0)))
+         + (f"; never predicted (absent): {missing}" if missing else ""))
+
+    sig_idx = np.array([i for i, r in enumerate(records) if r.x is not None])
+    has_renderable = any(r.signal_mv is not None or r.images for r in records)
+    use_image = use_image and has_renderable and _renderer_available()
+    image_share = IMAGE_SHARE if use_image else 0.0
+    signal_minutes = minutes * (SIGNAL_SHARE if use_image else SIGNAL_SHARE + IMAGE_SHARE)
+
+    k = int(min(max(2, signal_folds), len(sig_idx))) if len(sig_idx) >= 2 else 1
+    folds_all = make_folds(y, k, seed) if k > 1 else np.zeros(len(records), dtype=int)
+    xs = [r.x for r in records]
+    demo = [(r.info.age, r.info.sex) for r in records]
+    views = [validation_signal_view(x, seed + i) if x is not None else None for i, x in enumerate(xs)]
+
+    side_stats = side_feature_stats([views[i] for i in sig_idx], [demo[i] for i in sig_idx]) if len(sig_idx) else None
+    # signal branch: k fold models; fold f is trained by rank f % world and checkpointed to work_dir
+    signal_nets: list[nn.Module] = []
+    oof = np.full((len(records), len(CLASSES)), np.nan, dtype=np.float64)
+    from safetensors.torch import load_file, save_file
+    for f in range(k if len(sig_idx) else 0):
+        path = os.path.join(work_dir, f"signal_{f}.safetensors")
+        if f % world == rank and not (resume and os.path.isfile(path)):
+            tr = [i for i in sig_idx if folds_all[i] != f or k == 1]
+            _log(verbose, f"signal fold {f + 1}/{k}: {len(tr)} training records")
+            net = train_signal_net(cfg, [xs[i] for i in tr], [demo[i] for i in tr], y[tr], signal_minutes / k,
+                                   settings["signal_max_epochs"], device, seed + f, settings["signal_batch"],
+                                   workers=settings["workers"], side_stats=side_stats, verbose=verbose)
+            save_file({n: t.detach().cpu().contiguous() for n, t in net.state_dict().items()}, path)
+    if world > 1:
+        torch.distributed.barrier()
+    for f in range(k if len(sig_idx) else 0):
+        net = make_signal_net(cfg)
+        net.load_state_dict(load_file(os.path.join(work_dir, f"signal_{f}.safetensors")))
+        net = net.to(device).eval()
+        signal_nets.append(net)
+        va = [i for i in sig_idx if folds_all[i] == f] if k > 1 else []
+        if va:
+            oof[va] = predict_signal(net, [views[i] for i in va], [demo[i] for i in va], device)
+
+    # image branch: trained on every record outside fold 0, validated on fold 0
+    image_net = None
+    val = np.array([i for i in range(len(records)) if folds_all[i] == 0]) if k > 1 else np.zeros(0, int)
+    p_img_val = None
+    if use_image:
+        tr = [i for i in range(len(records)) if folds_all[i] != 0 or k == 1]
+        elapsed_min = (time.time() - t_start) / 60.0
+        image_minutes = max(0.05, min(minutes * image_share, minutes * 0.88 - elapsed_min))
+        imagenet = _find_imagenet([out_dir, os.path.dirname(os.path.abspath(out_dir))])
+        _log(verbose and rank == 0, f"image branch: {len(tr)} records, {image_minutes:.1f} min, "
+                                    f"{cfg.image_arch} at {cfg.image_size_px}px")
+        image_net = train_image_net(cfg, [records[i] for i in tr], y[tr], image_minutes,
+                                    settings["image_max_epochs"], device, seed, settings["image_batch"],
+                                    profile.amp and device.type == "cuda", settings["workers"], work_dir,
+                                    imagenet, resume, verbose and rank == 0)
+        if device.type == "cpu":
+            torch.set_num_threads(set_threads())  # the loader worker is gone: inference gets every core
+        if len(val):
+            crops = np.stack([validation_image_crop(records[i], cfg.image_size_px, cfg.render_dpi, seed + int(i))
+                              for i in val])
+            p_img_val = predict_image(image_net, crops, device)
+
+    # decisions: signal thresholds on all out-of-fold scores; image and fused on fold 0
+    notes: dict = {"records": len(records), "signal_folds": k, "minutes_budget": minutes,
+                   "class_counts": {c: int(n) for c, n in zip(CLASSES, y.sum(0))}}
+    has_oof = np.isfinite(oof).all(axis=1)
+    if has_oof.any():
+        cfg.thresholds_signal = tune_thresholds(oof[has_oof], y[has_oof], trained).tolist()
+        notes["val_macro_f_signal_oof"] = _score(oof[has_oof], y[has_oof], cfg.thresholds_signal, cfg)
+        notes["val_per_class_signal_oof"] = _per_class(oof[has_oof], y[has_oof], cfg.thresholds_signal, cfg)
+    if p_img_val is not None:
+        cfg.thresholds_image = tune_thresholds(p_img_val, y[val], trained).tolist()
+        notes["val_macro_f_image"] = _score(p_img_val, y[val], cfg.thresholds_image, cfg)
+        notes["val_per_class_image"] = _per_class(p_img_val, y[val], cfg.thresholds_image, cfg)
+        both = has_oof[val]
+        if both.any():
+            w, thr, f = choose_fusion(oof[val][both], p_img_val[both], y[val][both], trained,
+                                      np.asarray(cfg.thresholds_signal), cfg)
+            cfg.fusion_weight_signal, cfg.thresholds_fused = w, thr.tolist()
+            notes["val_macro_f_fused"] = f
+            notes["val_macro_f_signal_fold0"] = _score(oof[val][both], y[val][both], cfg.thresholds_signal, cfg)
+        np.savez_compressed(os.path.join(work_dir, "val_probs.npz"), oof=oof, image_val=p_img_val,
+                            val_index=val, y=y)
+    else:
+        cfg.thresholds_fused = list(cfg.thresholds_signal)
+        cfg.fusion_weight_signal = 1.0
+    for name in ("thresholds_signal", "thresholds_image", "thresholds_fused"):
+        setattr(cfg, name, [t if tr_ else float("inf") for t, tr_ in zip(getattr(cfg, name), trained)])
+    notes["wall_minutes"] = round((time.time() - t_start) / 60.0, 2)
+    cfg.notes = notes
+    clf = Classifier(cfg, signal_nets, image_net, str(device))
+    if rank == 0:
+        clf.save(out_dir)
+        _log(verbose, "saved to", out_dir, json.dumps(notes))
+    return clf
+
+
+def choose_fusion(p_signal: np.ndarray, p_image: np.ndarray, y: np.ndarray, trained: np.ndarray,
+                  thresholds_signal: np.ndarray, cfg: ClassifierConfig, min_positives: int = 10
+                  ) -> tuple[float, np.ndarray, float]:
+    """Signal weight w and fused thresholds, chosen on the held-out fold by one policy for every w:
+    classes with at least `min_positives` positives there get thresholds tuned on the fused score; rarer
+    classes keep the signal branch's out-of-fold thresholds (a handful of positives gives a noise cut).
+    w = 1 with the signal thresholds is always a candidate, so fusion is kept only where it wins on this fold;
+    ties go to the larger w."""
+    rare = y.sum(axis=0) < min_positives
+    candidates = [(1.0, thresholds_signal.copy())]
+    for w in np.linspace(0.0, 1.0, 11):
+        fused = w * p_signal + (1.0 - w) * p_image
+        thr = tune_thresholds(fused, y, trained)
+        thr[rare] = thresholds_signal[rare]
+        candidates.append((float(w), thr))
+    best = (1.0, thresholds_signal.copy(), -1.0)
+    for w, thr in candidates:
+        f = _score(w * p_signal + (1.0 - w) * p_image, y, thr, cfg)
+        f = -1.0 if f is None else f
+        if f > best[2] + 1e-9 or (abs(f - best[2]) <= 1e-9 and w > best[0]):
+            best = (w, thr, f)
+    return best
+
+
+def _score(probs: np.ndarray, y: np.ndarray, thresholds, cfg: ClassifierConfig) -> float:
+    pred = np.stack([decide(p, thresholds, cfg.trained_classes, cfg.at_least_one) for p in probs])
+    f, _ = macro_f(pred, y)
+    return round(float(f), 4) if np.isfinite(f) else None
+
+
+def _per_class(probs: np.ndarray, y: np.ndarray, thresholds, cfg: ClassifierConfig) -> dict:
+    pred = np.stack([decide(p, thresholds, cfg.trained_classes, cfg.at_least_one) for p in probs])
+    _, per = macro_f(pred, y)
+    return {c: round(float(v), 3) for c, v in zip(cfg.classes, per) if np.isfinite(v)}
+
+
+def _renderer_available() -> bool:
+    try:
+        from ..render.page import render_page  # noqa: F401
+        return True
+    except Exception:
+        return False
+
+
+def main(argv: list[str] | None = None) -> None:
+    from ..records.ptbxl import select_records
+
+    ap = argparse.ArgumentParser(description="Train the ECG classifier (signal + image branches, fusion).")
+    ap.add_argument("--data", required=True, nargs="+", help="folder(s) of WFDB records with '# Labels:'")
+    ap.add_argument("--out", required=True, help="model folder to write (config.json + safetensors)")
+    ap.add_argument("--folds", default=None, help="PTB-XL strat folds to use, e.g. 1-8 (needs ptbxl_database.csv)")
+    ap.add_argument("--minutes", type=float, default=None, help="wall-clock budget (default: hardware profile)")
+    ap.add_argument("--signal-folds", type=int, default=4, help="k of the signal-branch k-fold ensemble")
+    ap.add_argument("--no-image", action="store_true", help="signal branch only")
+    ap.add_argument("--image-arch", default="resnet50", choices=["resnet18", "resnet34", "resnet50"])
+    ap.add_argument("--image-size", type=int, default=None, help="crop size in px (default 224 CPU, 384 GPU)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--resume", action="store_true", help="reuse finished folds / image checkpoint in OUT/_work")
+    ap.add_argument("--quiet", action="store_true")
+    a = ap.parse_args(argv)
+    paths: list[str] = []
+    for d in a.data:
+        paths += select_records(d, a.folds)
+    train_classifier(paths, a.out, a.minutes, a.signal_folds, not a.no_image, a.image_arch, a.image_size,
+                     a.seed, a.resume, not a.quiet)
+
+
+if __name__ == "__main__":
+    main()
