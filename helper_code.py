@@ -36,8 +36,6 @@ from paperecg.records.header import (  # noqa: F401
     is_nan,
     is_number,
 )
-from paperecg.records.header import get_image_files_from_header as _image_files
-from paperecg.records.header import get_labels_from_header as _labels
 from paperecg.records.io import (  # noqa: F401
     find_records,
     load_header,
@@ -52,16 +50,18 @@ from paperecg.records.io import save_signal as save_signals  # noqa: F401
 from paperecg.score.metrics import *  # noqa: F401,F403  (compute_f_measure, compute_snr, align_signals, ...)
 
 
+# The organizers' parsing, kept exactly: only the '# Image:' / '# Labels:' spellings, empty entries kept ('').
+# The package's own parsing (paperecg.records.header) is more lenient; team code uses that one.
 def get_image_files_from_header(string):
     images, has_image = get_variables(string, substring_images)
     if not has_image:
         raise Exception("No images available: did you forget to generate or include the images?")
-    return _image_files(string)
+    return images
 
 
 def get_labels_from_header(string):
-    labels = _labels(string)
-    if labels is None:
+    labels, has_labels = get_variables(string, substring_labels)
+    if not has_labels:
         raise Exception("No labels available: are you trying to load the labels from the held-out data, or "
                         "did you forget to prepare the data to include the labels?")
     return labels

@@ -1,0 +1,64 @@
+"""The whole entry on a tiny rendered set: train every component with tiny budgets, then run on the hidden
+view, including a corpus of bad inputs; outputs must be valid and the data folders untouched."""
+import os
+
+import numpy as np
+import pytest
+from conftest import ROOT
+from test_harness import png, run_script, snapshot
+
+from paperecg.records.io import find_records, load_signal
+from paperecg.tools.hidden_view import make_hidden_view
+from paperecg.tools.make_demo_data import make_demo_data
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Data folder of 6 synthetic records with printed pages, and a model trained on it (tiny profile)."""
+    root = tmp_path_factory.mktemp("pipeline")
+    data = root / "data"
+    make_demo_data(str(data), records=6, seed=3, verbose=False)
+    model = root / "model"
+    env = {"PAPERECG_PROFILE": "tiny", "PAPERECG_COMPONENTS": "detector,segmenter,classifier"}
+    r = run_script(["train_model.py", "-d", str(data), "-m", str(model), "-v"], env_extra=env)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    return root, data, model
+
+
+def test_training_writes_every_component(trained):
+    _root, _data, model = trained
+    for sub in ("detector", "segmenter", "classifier"):
+        assert os.path.isfile(os.path.join(model, sub, "config.json")), sub
+    assert os.path.isfile(os.path.join(model, "prevalence.json"))
+
+
+def test_pipeline_runs_on_hidden_and_bad_inputs(trained):
+    root, data, model = trained
+    hidden = root / "hidden"
+    make_hidden_view(str(data), str(hidden))
+    # bad inputs beside the good ones: blank page, tiny image, a page turned by 90°, a missing image
+    first = find_records(hidden)[0]
+    (hidden / "blank.hea").write_text((hidden / f"{first}.hea").read_text().replace(f"{first}-0.png", "blank-0.png")
+                                      .replace(first, "blank"))
+    png(hidden / "blank-0.png", size=(1100, 850))
+    from PIL import Image
+
+    Image.new("RGB", (3, 2), "white").save(hidden / "tiny-0.png")
+    (hidden / "tiny.hea").write_text((hidden / f"{first}.hea").read_text().replace(first, "tiny"))
+    Image.open(hidden / f"{first}-0.png").rotate(90, expand=True).save(hidden / "turned-0.png")
+    (hidden / "turned.hea").write_text((hidden / f"{first}.hea").read_text().replace(first, "turned"))
+    (hidden / "gone.hea").write_text((hidden / f"{first}.hea").read_text().replace(first, "gone"))
+    before = snapshot(hidden)
+    out = root / "out"
+    r = run_script(["run_model.py", "-d", str(hidden), "-m", str(model), "-o", str(out)],
+                   env_extra={"PAPERECG_PROFILE": "tiny"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert snapshot(hidden) == before
+    for rel in find_records(hidden):
+        sig, fields = load_signal(str(out / rel))
+        assert sig.shape == (fields["sig_len"], 12) and not np.isinf(sig).any()
+        assert np.nanmax(np.abs(sig), initial=0) <= 32.767
+        labels = [l for l in open(out / f"{rel}.hea").read().split("\n") if l.startswith("# Labels:")]
+        assert len(labels) == 1
+    scores = run_script(["evaluate_model.py", "-d", str(data), "-o", str(out)])
+    assert scores.returncode == 0 and "SNR:" in scores.stdout and "F-measure:" in scores.stdout
