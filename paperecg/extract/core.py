@@ -1,0 +1,549 @@
+"""extract_signal: a page's trace map (+ image, + optional lead-name boxes) -> (num_samples, num_leads) mV.
+
+Order of work: scale from the grid (or page size) -> runs of trace pixels per column -> printed rows and a
+Viterbi track of each -> calibration pulses (gain, zero level, where the signal starts) -> cells (lead and
+time window of each stretch of a row) -> sub-pixel sample phase -> polyline fit of each row to its column
+edges (inverse rendering), started from the slope-aware centre-line path -> mV at the record's sample
+times -> per-lead confidence and abstention.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ..geometry import LeadNameBox, PageGeometry
+from ..layouts import canonical_lead_name, lead_index
+from .fit import fit_samples
+from .cells import RowCell, cells_from_boxes, cells_from_layout, layout_for_row_count
+from .pulse import PulseInfo, find_pulse
+from .readout import centre_path, sample_path
+from .rows import TrackParams, find_row_centres, row_bands, track_row
+from .runs import Runs, find_runs
+from .scale import GridScale, estimate_grid_scale, estimate_skew, page_size_px_per_mm
+
+
+@dataclass
+class ExtractParams:
+    threshold: float = 0.5  # trace probability that counts as trace
+    max_gap_px: float = 1.0  # runs in one column closer than this are one crossing
+    min_confidence: float = 0.5  # below this a lead is returned as NaN (0 dB beats a negative score)
+    max_abs_mv: float = 8.0  # a lead reaching beyond this is not a plausible ECG: abstain
+    refine: bool = True  # fit the drawn polyline to the column edges (else the slope-aware path)
+    deskew: bool = True  # remove a residual page tilt measured on the grid
+    pen_search: bool = True  # pick the pen width of the polyline model by the fit's cost
+    timing_search: bool = True  # find each row's sub-pixel sample phase by the polyline fit's cost
+    track: TrackParams = field(default_factory=TrackParams)
+
+
+@dataclass
+class RowTrace:
+    """Diagnostics of one printed row."""
+
+    centre_y: float
+    baseline_y: float
+    x_first: float  # x of the first sample
+    x_last: float
+    top: np.ndarray  # run edges per column (NaN = none), columns col0..
+    bot: np.ndarray
+    col0: int
+    shared: np.ndarray  # bool per column: run shared with another row
+    w_top: np.ndarray  # weight of each column's top edge as evidence (0 where shared from below)
+    w_bot: np.ndarray
+    pulse: PulseInfo | None = None
+    x_shift: float = 0.0  # sub-pixel correction of x_first found by the sample-phase search
+    cell_starts: list[int] = field(default_factory=list)  # samples where a new lead's polyline begins
+    start_group: int = 0  # rows with the same value start together (one timing search for all)
+
+
+@dataclass
+class Extraction:
+    signal: np.ndarray  # (num_samples, num_leads) float64 mV, NaN = abstain / not drawn
+    geometry: PageGeometry
+    lead_confidence: dict[str, float]
+    rows: list[RowTrace] = field(default_factory=list)
+    cells: list[RowCell] = field(default_factory=list)
+    layout: str | None = None
+    grid: GridScale | None = None
+    skew: float = 0.0  # residual tilt removed (dy/dx of the printed rows)
+    trace_width_px: float = float("nan")  # thickness of flat stretches of the trace map
+    pen_width_px: float = float("nan")  # pen width of the polyline model that fitted best
+    notes: list[str] = field(default_factory=list)
+
+
+def empty_extraction(num_samples: int, lead_names: list[str], geometry: PageGeometry, note: str) -> Extraction:
+    return Extraction(np.full((num_samples, len(lead_names)), np.nan), geometry,
+                      {canonical_lead_name(n): 0.0 for n in lead_names}, notes=[note])
+
+
+def page_geometry(image_rgb: np.ndarray | None, shape_hw: tuple[int, int]) -> tuple[PageGeometry, GridScale | None]:
+    """Scale from the grid when the image shows one, else from the page size (letter printout)."""
+    if image_rgb is not None:
+        grid = estimate_grid_scale(image_rgb)
+        return grid.geometry(), grid
+    p = page_size_px_per_mm(*shape_hw)
+    return PageGeometry(p, p), None
+
+
+def track_rows(runs: Runs, centres: np.ndarray, geometry: PageGeometry, track: TrackParams
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Viterbi track of every row. Two neighbouring 'rows' that follow the same trace, or share one trace
+    out side by side (one printed row split in two by baseline wander), are merged and re-tracked."""
+    while True:
+        bands = row_bands(centres, 20.0 * geometry.px_per_mm_y)
+        chosen = np.stack([track_row(runs, i, centres, bands[i], track) for i in range(centres.size)])
+        merge = None
+        for r in range(centres.size - 1):
+            a, b = chosen[r] >= 0, chosen[r + 1] >= 0
+            either = a | b
+            distinct = a & b & (chosen[r] != chosen[r + 1])
+            if not either.any():
+                continue
+            # two separate printed rows have two different traces in nearly every column; one trace
+            # followed by both, or shared out side by side between them, is one row
+            if distinct.sum() < 0.2 * either.sum():
+                merge = r
+                break
+        if merge is None:
+            return centres, chosen
+        na, nb = (chosen[merge] >= 0).sum(), (chosen[merge + 1] >= 0).sum()
+        merged = (centres[merge] * na + centres[merge + 1] * nb) / max(na + nb, 1)
+        centres = np.concatenate([centres[:merge], [merged], centres[merge + 2:]])
+
+
+def trace_width(runs: Runs, chosen: np.ndarray) -> float:
+    """Trace thickness: mean run length where the trace is flat (centre moves < 0.5 px per column)."""
+    lengths = []
+    for ch in chosen:
+        ok = ch >= 0
+        both = ok[:-1] & ok[1:]
+        c = np.where(ok, runs.centre[np.maximum(ch, 0)], np.nan)
+        flat = both & (np.abs(np.diff(c)) < 0.5)
+        sel = ch[:-1][flat]
+        if sel.size:
+            lengths.append(runs.length[sel])
+    if not lengths:
+        return 2.0
+    allv = np.concatenate(lengths)
+    return float(np.clip(np.mean(allv), 0.5, 50.0))
+
+
+def resolve_shared(runs: Runs, chosen: np.ndarray, width_px: float
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-row run edges (R, W); where rows share one run (their traces touch), the upper row keeps the
+    run's top edge and the lower row its bottom edge, each with one trace width.
+    Returns top, bot, shared, w_top, w_bot (weights of each edge as evidence of the row's own trace)."""
+    num_rows, w = chosen.shape
+    ok = chosen >= 0
+    top = np.where(ok, runs.top[np.maximum(chosen, 0)], np.nan)
+    bot = np.where(ok, runs.bot[np.maximum(chosen, 0)], np.nan)
+    shared = np.zeros_like(ok)
+    w_top = ok.astype(np.float64)
+    w_bot = ok.astype(np.float64)
+    for r in range(num_rows):
+        for q in range(num_rows):
+            if q == r:
+                continue
+            same = ok[r] & (chosen[r] == chosen[q])
+            if not same.any():
+                continue
+            shared[r] |= same
+            if q > r:  # q is below: r keeps the top edge
+                bot[r] = np.where(same, np.minimum(bot[r], top[r] + width_px), bot[r])
+                w_bot[r][same] = 0.0
+            else:
+                top[r] = np.where(same, np.maximum(top[r], bot[r] - width_px), top[r])
+                w_top[r][same] = 0.0
+    return top, bot, shared, w_top, w_bot
+
+
+def isoelectric_row(ys: np.ndarray, bin_px: float = 0.25) -> float:
+    """Most common vertical position of a row's path (the isoelectric line), sub-pixel."""
+    ys = ys[np.isfinite(ys)]
+    if ys.size == 0:
+        return float("nan")
+    lo, hi = np.floor(ys.min()) - 2, np.ceil(ys.max()) + 2
+    bins = max(int((hi - lo) / bin_px), 1)
+    hist, edges = np.histogram(ys, bins=bins, range=(lo, hi))
+    from scipy.ndimage import gaussian_filter1d
+
+    sm = gaussian_filter1d(hist.astype(np.float64), sigma=1.0 / bin_px)
+    i = int(np.argmax(sm))
+    return float(0.5 * (edges[i] + edges[i + 1]))
+
+
+def _first_last(valid: np.ndarray, min_len: int = 3) -> tuple[int, int] | None:
+    """First and last index of stretches of at least min_len consecutive True values."""
+    if not valid.any():
+        return None
+    d = np.diff(np.concatenate([[0], valid.astype(np.int8), [0]]))
+    s = np.nonzero(d == 1)[0]
+    e = np.nonzero(d == -1)[0]
+    keep = (e - s) >= min_len
+    if not keep.any():
+        keep = (e - s) == (e - s).max()
+    return int(s[keep][0]), int(e[keep][-1] - 1)
+
+
+def empty_row(centre_y: float) -> RowTrace:
+    none = np.zeros(0)
+    return RowTrace(centre_y, np.nan, np.nan, np.nan, none, none, 0, np.zeros(0, dtype=bool), none, none)
+
+
+def build_row(r: int, centres: np.ndarray, top: np.ndarray, bot: np.ndarray, shared: np.ndarray,
+              w_top: np.ndarray, w_bot: np.ndarray, image_rgb: np.ndarray | None, geometry: PageGeometry,
+              skew: float, x_mid: float, width_px: float, px_per_sample: float, num_samples: int) -> RowTrace:
+    """One printed row: its tracked stretch, its calibration pulse (cut off when the trace map holds it)
+    and the x of its first and last sample."""
+    span = _first_last(np.isfinite(top[r]))
+    if span is None:
+        return empty_row(centres[r])
+    c0, c1 = span
+    t, b = top[r][c0:c1 + 1].copy(), bot[r][c0:c1 + 1].copy()
+    # the pulse is looked for in the page image, which is not sheared
+    unshear = skew * (c0 - x_mid)
+    pulse = find_pulse(t + unshear, b + unshear, c0, image_rgb, centres[r] + unshear, geometry)
+    if pulse is not None and skew:
+        back = skew * (pulse.fall_x - x_mid)
+        pulse = replace(pulse, baseline_y=pulse.baseline_y - back, top_y=pulse.top_y - back)
+    cut_by_pulse = False
+    if pulse is not None and _mask_has_pulse(t, b, c0, pulse, geometry):
+        # the trace map holds the pulse too: the signal starts at its falling stroke
+        t[: int(np.floor(pulse.fall_x)) + 1 - c0] = np.nan
+        span = _first_last(np.isfinite(t))
+        if span is None:
+            return empty_row(centres[r])
+        c0, c1 = c0 + span[0], c0 + span[1]
+        cut_by_pulse = True
+    x_first, x_last = row_time_span(c0, c1, width_px, px_per_sample, num_samples, cut_start=cut_by_pulse)
+    sl = slice(c0, c1 + 1)
+    return RowTrace(centres[r], np.nan, x_first, x_last, top[r][sl].copy(), bot[r][sl].copy(), c0, shared[r][sl],
+                    w_top[r][sl], w_bot[r][sl], pulse)
+
+
+def apply_pulse_gain(rows: list[RowTrace], geometry: PageGeometry) -> PageGeometry:
+    """The calibration pulses say the gain (1 mV = 5, 10 or 20 mm); the grid stays the ruler. The most
+    frequent gain wins; a tie goes to the standard 10 mm/mV when it is among the winners, and a
+    non-standard gain needs two pulses (one misread pulse must not halve or double a whole page). A pulse
+    that disagrees with the page's gain was misread and is not trusted for the zero line either."""
+    gains = [rt.pulse.mm_per_mv for rt in rows if rt.pulse is not None]
+    if not gains:
+        return geometry
+    values, counts = np.unique(gains, return_counts=True)
+    winners = values[counts == counts.max()]
+    gain = float(geometry.mm_per_mv if geometry.mm_per_mv in winners else winners[0])
+    if gain != geometry.mm_per_mv and counts.max() >= 2:
+        geometry = replace(geometry, mm_per_mv=gain)
+    for rt in rows:
+        if rt.pulse is not None and rt.pulse.mm_per_mv != geometry.mm_per_mv:
+            rt.pulse = None
+    return geometry
+
+
+def align_row_starts(rows: list[RowTrace], skew: float, y_mid: float, tol_px: float) -> None:
+    """Rows printed side by side start together: average the starts that agree (less quantisation) and
+    give them one timing search. A residual tilt moves each row's start along x by its height times the
+    lean, so starts are compared with that removed."""
+    lean = -skew  # dx/dy of a printed vertical line
+    starts = np.array([rt.x_first - lean * (rt.centre_y - y_mid) for rt in rows])
+    for i, rt in enumerate(rows):
+        rt.start_group = i
+    fin = np.isfinite(starts)
+    if fin.sum() < 2:
+        return
+    agree = fin & (np.abs(starts - np.median(starts[fin])) <= tol_px)
+    if agree.sum() < 2:
+        return
+    common = float(np.mean(starts[agree]))
+    for rt, a in zip(rows, agree):
+        if a:
+            new_first = common + lean * (rt.centre_y - y_mid)
+            rt.x_last += new_first - rt.x_first
+            rt.x_first = new_first
+            rt.start_group = -1
+
+
+def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: float, num_samples: int,
+                   lead_names: list[str], lead_name_boxes: list[LeadNameBox] | None = None, *,
+                   geometry: PageGeometry | None = None, params: ExtractParams | None = None) -> Extraction:
+    """Calibrated signals of one page: (num_samples, len(lead_names)) mV in the given lead order."""
+    params = params or ExtractParams()
+    tmap = np.nan_to_num(np.asarray(trace_map, dtype=np.float32), nan=0.0)
+    if image_rgb is not None and tuple(image_rgb.shape[:2]) != tmap.shape:
+        # a map at another resolution is brought onto the page's pixels (scale and pulses are measured there)
+        import cv2
+
+        tmap = cv2.resize(tmap, (image_rgb.shape[1], image_rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+    h, w = tmap.shape
+    grid = None
+    if geometry is None:
+        geometry, grid = page_geometry(image_rgb, (h, w))
+    num_samples = int(num_samples)
+    runs = find_runs(tmap, params.threshold, params.max_gap_px)
+    if len(runs) == 0:
+        return empty_extraction(num_samples, lead_names, geometry, "empty trace map")
+    # a residual tilt (after upstream rotation correction) makes rows drift: shear it out of the runs
+    skew = estimate_skew(image_rgb, grid) if (params.deskew and image_rgb is not None and grid is not None) else 0.0
+    skew = skew if abs(skew) > 1e-4 else 0.0
+    x_mid = 0.5 * (w - 1)
+    if skew:
+        runs.top = runs.top - skew * (runs.col - x_mid)
+        runs.bot = runs.bot - skew * (runs.col - x_mid)
+
+    centres = find_row_centres(runs, geometry.px_per_mm_y)
+    if centres.size == 0:
+        return empty_extraction(num_samples, lead_names, geometry, "no rows found")
+    centres, chosen = track_rows(runs, centres, geometry, params.track)
+    width_px = trace_width(runs, chosen)
+    top, bot, shared, w_top, w_bot = resolve_shared(runs, chosen, width_px)
+
+    px_per_s = geometry.px_per_s
+    px_per_sample = px_per_s / float(fs_hz)
+    rows = [build_row(r, centres, top, bot, shared, w_top, w_bot, image_rgb, geometry, skew, x_mid, width_px,
+                      px_per_sample, num_samples) for r in range(centres.size)]
+    geometry = apply_pulse_gain(rows, geometry)
+    align_row_starts(rows, skew, 0.5 * (h - 1), 0.02 * px_per_s)
+
+    # cells: lead names when given, else a standard layout by row count
+    usable = [i for i, rt in enumerate(rows) if np.isfinite(rt.x_first)]
+    cells: list[RowCell] = []
+    layout_name = None
+    if lead_name_boxes:
+        cells = cells_from_boxes(lead_name_boxes, centres, np.array([rt.x_first for rt in rows]),
+                                 np.array([rt.x_last for rt in rows]), px_per_sample, num_samples)
+    if not cells:
+        layout_name = layout_for_row_count(len(usable))
+        if layout_name is None:
+            layout_name = _nearest_layout(len(usable))
+        if layout_name == "3x4+3":
+            layout_name = choose_six_row_layout([rows[i] for i in usable], px_per_sample, num_samples, width_px)
+        cells = cells_from_layout(layout_name, num_samples, usable)
+    for cell in cells:
+        if cell.start > 0:
+            rows[cell.row].cell_starts.append(cell.start)
+    pen_width = width_px
+    if params.refine and params.pen_search:
+        pen_width = choose_pen_width(rows, px_per_sample, num_samples, width_px)
+    if params.refine and params.timing_search and px_per_sample >= 0.75:
+        refine_sample_phase(rows, px_per_sample, num_samples, width_px, pen_width_px=pen_width)
+
+    readings: dict[int, list[np.ndarray]] = {}
+    conf_num = {canonical_lead_name(n): 0.0 for n in lead_names}
+    conf_den = {canonical_lead_name(n): 0.0 for n in lead_names}
+    row_values: dict[int, np.ndarray] = {}
+    for cell in cells:
+        j = lead_index(lead_names, cell.lead)
+        if j is None:
+            continue
+        rt = rows[cell.row]
+        if cell.row not in row_values:
+            row_values[cell.row] = _row_samples(rt, px_per_sample, num_samples, width_px, geometry,
+                                                params.refine, pen_width)
+        vals = row_values[cell.row][cell.start:cell.end]
+        good = np.isfinite(vals)
+        key = canonical_lead_name(cell.lead)
+        conf = cell_confidence(rt, cell, good, px_per_sample)
+        conf_num[key] += conf * (cell.end - cell.start)
+        conf_den[key] += float(cell.end - cell.start)
+        if conf < params.min_confidence or (good.any() and np.nanmax(np.abs(vals)) > params.max_abs_mv):
+            continue
+        full = np.full(num_samples, np.nan)
+        full[cell.start:cell.end] = vals
+        readings.setdefault(j, []).append(full)
+    signal = np.full((num_samples, len(lead_names)), np.nan)
+    for j, reads in readings.items():
+        signal[:, j] = combine_readings(reads)
+    confidence = {k: (conf_num[k] / conf_den[k] if conf_den[k] > 0 else 0.0) for k in conf_num}
+    return Extraction(signal, geometry, confidence, rows, cells, layout_name, grid, skew, width_px, pen_width)
+
+
+def _mask_has_pulse(top: np.ndarray, bot: np.ndarray, col0: int, pulse: PulseInfo, geometry: PageGeometry) -> bool:
+    """Whether the tracked runs contain the pulse's rising stroke (a tall run at the pulse's start)."""
+    a = int(round(pulse.x0)) - col0
+    z = int(round(pulse.fall_x)) - col0
+    if z <= 0 or a >= top.size:
+        return False
+    seg_len = (bot - top)[max(a - 2, 0):max(min(z, top.size), 0)]
+    return bool(np.any(seg_len >= 0.5 * pulse.height_px))
+
+
+def cell_confidence(rt: RowTrace, cell: RowCell, good: np.ndarray, px_per_sample: float) -> float:
+    """Evidence for one cell: the fraction of its samples read off the trace, less the fraction of its
+    columns where the trace merges with another row's (there only one edge of the run is its own)."""
+    if good.size == 0:
+        return 0.0
+    a = int(np.floor(rt.x_first + cell.start * px_per_sample)) - rt.col0
+    b = int(np.ceil(rt.x_first + (cell.end - 1) * px_per_sample)) - rt.col0 + 1
+    cols = rt.shared[max(a, 0):max(min(b, rt.shared.size), 0)]
+    shared = float(cols.mean()) if cols.size else 0.0
+    return float(good.mean()) * (1.0 - shared)
+
+
+def smoothing_weight(px_per_sample: float) -> float:
+    """Second-difference penalty of the polyline fit. Two edges per column constrain the samples; where
+    several samples share a column (250/500 Hz at 200 dpi) the rest must come from smoothness, and the
+    per-sample second differences of a smooth curve shrink with the spacing (tuned on own renders:
+    0.02 at 2 px per sample, ~0.15 at 0.8, ~0.7 at 0.4)."""
+    return 0.02 * (1.97 / max(px_per_sample, 0.05)) ** 2.2
+
+
+def _fit_row(rt: RowTrace, x_first: float, px_per_sample: float, num_samples: int, width_px: float,
+             iters: int, pen_width_px: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Polyline fit of one row with its first sample at x_first: (sample indices on the row, y, cost).
+    Each cell (lead) of the row is a polyline of its own: no line joins the last sample of one cell and
+    the first of the next."""
+    sample_x = x_first + np.arange(num_samples) * px_per_sample
+    on_row = (sample_x >= rt.col0 - 0.5) & (sample_x <= rt.col0 + rt.top.size - 0.5)
+    idx = np.nonzero(on_row)[0]
+    if idx.size < 3:
+        return idx, np.zeros(0), float("nan")
+    xs, ys = centre_path(rt.top, rt.bot, width_px, rt.col0, sample_x)
+    if xs.size < 2:
+        return idx, np.zeros(0), float("nan")
+    y0 = np.interp(sample_x[idx], xs, ys)
+    breaks = np.isin(idx[1:], np.asarray(rt.cell_starts, dtype=np.int64)) if rt.cell_starts else None
+    pen = width_px if pen_width_px is None else pen_width_px
+    y, cost = fit_samples(rt.top, rt.bot, rt.w_top, rt.w_bot, rt.col0, sample_x[idx], y0, 0.5 * pen,
+                          iters=iters, breaks=breaks, smooth=smoothing_weight(px_per_sample))
+    return idx, y, cost / max(idx.size, 1)
+
+
+def _probe_row(rows: list[RowTrace]) -> RowTrace | None:
+    """The row with the most vertical stroke length: the most information for page-wide choices."""
+    usable = [r for r in rows if np.isfinite(r.x_first) and r.top.size > 10]
+    return max(usable, key=lambda r: float(np.nansum(r.bot - r.top))) if usable else None
+
+
+def choose_pen_width(rows: list[RowTrace], px_per_sample: float, num_samples: int, width_px: float,
+                     factors: tuple[float, ...] = (0.6, 0.7, 0.85, 1.0, 1.15)) -> float:
+    """Pen width of the polyline model: the flat-run thickness for crisp binary masks, less for soft or
+    blurred maps (a segmenter's), whose 0.5 contour hugs thin steep strokes and peak tips closer than
+    it does flat stretches. The fit's own cost on the probe row picks it (it tracks the score)."""
+    probe = _probe_row(rows)
+    if probe is None:
+        return width_px
+    costs = [_fit_row(probe, probe.x_first, px_per_sample, num_samples, width_px, 4, f * width_px)[2]
+             for f in factors]
+    if not np.all(np.isfinite(costs)):
+        return width_px
+    return float(factors[int(np.argmin(costs))] * width_px)
+
+
+def refine_sample_phase(rows: list[RowTrace], px_per_sample: float, num_samples: int, width_px: float,
+                        steps: int = 8, pen_width_px: float | None = None) -> None:
+    """Sub-pixel timing. A plotted polyline has its corners (QRS peaks) exactly at samples, so the fit
+    cost, as a function of where the samples sit, is lowest at the true sample phase; it is periodic in
+    one sample spacing (an integer lag is left to the scorer's alignment). The mask's first column only
+    gives the start to about a pixel, worth ~10 dB at 100 Hz. Rows sharing a start share the search."""
+    groups: dict[int, list[RowTrace]] = {}
+    for rt in rows:
+        if np.isfinite(rt.x_first) and rt.top.size > 10:
+            groups.setdefault(rt.start_group, []).append(rt)
+    for members in groups.values():
+        probe = _probe_row(members)
+        if probe is None:
+            continue
+        x0 = probe.x_first
+        deltas = (np.arange(steps) - steps // 2) * px_per_sample / steps
+        costs = np.array([_fit_row(probe, x0 + d, px_per_sample, num_samples, width_px, 3, pen_width_px)[2]
+                          for d in deltas])
+        if not np.all(np.isfinite(costs)):
+            continue
+        i = int(np.argmin(costs))
+        a, b, c = costs[(i - 1) % steps], costs[i], costs[(i + 1) % steps]
+        den = a - 2 * b + c
+        frac = 0.5 * (a - c) / den if den > 0 else 0.0
+        shift = deltas[i] + float(np.clip(frac, -0.5, 0.5)) * px_per_sample / steps
+        for rt in members:
+            rt.x_shift = shift
+            rt.x_first += shift
+            rt.x_last += shift
+
+
+def row_time_span(c0: int, c1: int, width_px: float, px_per_sample: float, num_samples: int,
+                  cut_start: bool = False) -> tuple[float, float]:
+    """x of a row's first and last sample from its first and last inked columns.
+
+    The pen reaches about half a trace width beyond the end samples. When the row spans the whole record
+    (every standard layout's rows do), its two ends give the start symmetrically and the pen's reach
+    cancels: x_first = (c0 + c1 - (N - 1) * px_per_sample) / 2."""
+    x_first = c0 - 0.5 + 0.5 * width_px
+    x_last = c1 + 0.5 - 0.5 * width_px
+    full = (num_samples - 1) * px_per_sample
+    if abs((x_last - x_first) - full) <= max(3.0, 0.005 * full):
+        x_first = x_last - full if cut_start else 0.5 * (c0 + c1 - full)
+        x_last = x_first + full
+    return x_first, x_last
+
+
+def combine_readings(reads: list[np.ndarray]) -> np.ndarray:
+    """One lead printed more than once (lead II in a row and in the rhythm strip): the longest reading
+    leads, the others are moved to its level (rows have their own baseline estimates) and averaged in."""
+    reads = sorted(reads, key=lambda v: -np.isfinite(v).sum())
+    base = reads[0]
+    total = np.where(np.isfinite(base), base, 0.0)
+    count = np.isfinite(base).astype(np.float64)
+    for v in reads[1:]:
+        both = np.isfinite(v) & np.isfinite(base)
+        if both.sum() >= 3:
+            v = v - np.median(v[both] - base[both])
+        ok = np.isfinite(v)
+        total[ok] += v[ok]
+        count[ok] += 1
+    out = np.full(base.shape, np.nan)
+    out[count > 0] = total[count > 0] / count[count > 0]
+    return out
+
+
+def _quick_row_values(rt: RowTrace, px_per_sample: float, num_samples: int, width_px: float) -> np.ndarray:
+    """Image rows of the centre-line path at every sample (no fit): enough to compare shapes."""
+    sample_x = rt.x_first + np.arange(num_samples) * px_per_sample
+    xs, ys = centre_path(rt.top, rt.bot, width_px, rt.col0, sample_x)
+    return sample_path(xs, ys, sample_x, np.isfinite(rt.top), rt.col0)
+
+
+def choose_six_row_layout(rows: list[RowTrace], px_per_sample: float, num_samples: int, width_px: float) -> str:
+    """3x4+3 or 6x2: both have six full-width rows. In 3x4+3 the three rhythm strips repeat what the grid
+    shows in one quarter each (II in row 1's first quarter, V1 in row 0's third, V5 in row 1's last);
+    in 6x2 those windows hold different leads. Decide by the correlation over the three windows."""
+    if len(rows) != 6:
+        return "3x4+3"
+    vals = [_quick_row_values(rt, px_per_sample, num_samples, width_px) for rt in rows]
+    q = num_samples // 4
+    pairs = [(1, 4, 0), (0, 3, 2), (1, 5, 3)]  # (grid row, rhythm row, quarter)
+    corrs = []
+    for a, b, k in pairs:
+        u, v = vals[a][k * q:(k + 1) * q], vals[b][k * q:(k + 1) * q]
+        ok = np.isfinite(u) & np.isfinite(v)
+        if ok.sum() < 0.5 * q or np.std(u[ok]) < 1e-6 or np.std(v[ok]) < 1e-6:
+            continue
+        corrs.append(float(np.corrcoef(u[ok], v[ok])[0, 1]))
+    if corrs and float(np.mean(corrs)) < 0.8:
+        return "6x2"
+    return "3x4+3"
+
+
+def _nearest_layout(num_rows: int) -> str:
+    from ..layouts import LAYOUTS
+
+    return min(LAYOUTS, key=lambda k: (abs(LAYOUTS[k].num_rows - num_rows), k != "3x4+1"))
+
+
+def _row_samples(rt: RowTrace, px_per_sample: float, num_samples: int, width_px: float,
+                 geometry: PageGeometry, refine: bool = True, pen_width_px: float | None = None) -> np.ndarray:
+    """mV of every record sample on this row's time axis (NaN off the trace)."""
+    if not np.isfinite(rt.x_first) or rt.top.size == 0:
+        return np.full(num_samples, np.nan)
+    sample_x = rt.x_first + np.arange(num_samples) * px_per_sample
+    xs, ys = centre_path(rt.top, rt.bot, width_px, rt.col0, sample_x)
+    valid = np.isfinite(rt.top)
+    y = sample_path(xs, ys, sample_x, valid, rt.col0)
+    if refine:
+        idx, yfit, _ = _fit_row(rt, rt.x_first, px_per_sample, num_samples, width_px, 8, pen_width_px)
+        if yfit.size:
+            y[idx] = np.where(np.isfinite(y[idx]), yfit, np.nan)
+    if rt.pulse is not None and np.isfinite(rt.pulse.baseline_y):
+        rt.baseline_y = rt.pulse.baseline_y
+    else:
+        rt.baseline_y = isoelectric_row(ys)
+    return (rt.baseline_y - y) / geometry.px_per_mv

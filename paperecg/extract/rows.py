@@ -1,0 +1,134 @@
+"""Rows of traces: where each printed row's baseline lies, and which run in each column is its trace.
+
+Rows are the peaks of a coverage profile (how many columns have trace pixels near each image row): an ECG
+spends most of its time near the isoelectric line, so every printed row gives a sharp peak. Each row is
+then followed column by column with a Viterbi path over the runs of that column: continuity (overlapping
+runs cost nothing, a vertical jump costs its gap) keeps the path on its own trace through large QRS
+excursions and through places where rows touch; a small ownership cost keeps it off the neighbours'
+traces; a 'none' state lets it skip columns without evidence.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+from scipy.signal import find_peaks
+
+from .runs import Runs
+
+
+@dataclass
+class TrackParams:
+    gap_cost_per_px: float = 1.0  # cost of a vertical jump between runs of adjacent columns, per px
+    own_cost: float = 4.0  # per column, for a run that sits a whole spacing closer to another row
+    none_cost: float = 1.0  # per column without a chosen run
+    enter_cost: float = 4.0  # starting a run after 'none' (discourages flickering onto noise)
+
+
+def coverage_profile(runs: Runs, half_height_px: float) -> np.ndarray:
+    """For each image row, how many runs (extended by half_height_px up and down) cover it."""
+    h = runs.height
+    lo = np.clip(np.floor(runs.top - half_height_px).astype(np.int64), 0, h)
+    hi = np.clip(np.ceil(runs.bot + half_height_px).astype(np.int64), 0, h)
+    diff = np.zeros(h + 1)
+    np.add.at(diff, lo, 1.0)
+    np.add.at(diff, hi, -1.0)
+    return np.cumsum(diff)[:h]
+
+
+def find_row_centres(runs: Runs, px_per_mm: float, min_separation_mm: float = 6.0,
+                     min_rel_height: float = 0.25, min_columns_s: float = 0.0) -> np.ndarray:
+    """Image rows (float, sub-pixel) of the printed rows' isoelectric lines, top to bottom."""
+    if len(runs) == 0:
+        return np.zeros(0)
+    cov = coverage_profile(runs, 1.0 * px_per_mm)
+    cov = gaussian_filter1d(cov, sigma=max(0.5 * px_per_mm, 1.0))
+    peak_max = float(cov.max())
+    if peak_max <= 0:
+        return np.zeros(0)
+    height = max(min_rel_height * peak_max, min_columns_s)
+    peaks, _ = find_peaks(cov, height=height, distance=max(1, int(min_separation_mm * px_per_mm)))
+    out = []
+    for p in peaks:  # parabolic sub-pixel peak
+        if 0 < p < cov.size - 1:
+            a, b, c = cov[p - 1], cov[p], cov[p + 1]
+            den = a - 2 * b + c
+            out.append(p + (0.5 * (a - c) / den if den < 0 else 0.0))
+        else:
+            out.append(float(p))
+    return np.asarray(out, dtype=np.float64)
+
+
+def row_bands(centres: np.ndarray, default_spacing_px: float) -> list[tuple[float, float]]:
+    """Search band of each row: from the previous row's centre to the next one's."""
+    bands = []
+    for i, y in enumerate(centres):
+        if i > 0:
+            up = centres[i] - centres[i - 1]
+        else:
+            up = centres[1] - centres[0] if len(centres) > 1 else default_spacing_px
+        down = centres[i + 1] - centres[i] if i + 1 < len(centres) else up
+        bands.append((y - up, y + down))
+    return bands
+
+
+def track_row(runs: Runs, row_index: int, centres: np.ndarray, band: tuple[float, float],
+              params: TrackParams = TrackParams()) -> np.ndarray:
+    """Index into `runs` of the run chosen in each column for row `row_index` (-1 = none), shape (W,)."""
+    chosen = np.full(runs.width, -1, dtype=np.int64)
+    sel = np.nonzero((runs.bot > band[0]) & (runs.top < band[1]))[0]
+    if sel.size == 0:
+        return chosen
+    y_row = centres[row_index]
+    spacing = max(0.5 * (band[1] - band[0]), 1.0)
+    centre = runs.centre[sel]
+    d_own = np.abs(centre - y_row)
+    others = np.delete(centres, row_index)
+    d_other = np.abs(centre[:, None] - others[None, :]).min(axis=1) if others.size else np.full(sel.size, np.inf)
+    unary = (params.own_cost * np.maximum(0.0, d_own - d_other) / spacing + 0.05 * d_own / spacing).tolist()
+    tops = runs.top[sel].tolist()
+    bots = runs.bot[sel].tolist()
+    cols = runs.col[sel]
+    # entries: one per column holding candidates, plus an empty entry for each stretch without any
+    bounds = np.nonzero(np.diff(cols))[0] + 1
+    starts = np.concatenate([[0], bounds]).tolist()
+    ends = np.concatenate([bounds, [cols.size]]).tolist()
+    entries: list[tuple[list[int], int]] = []  # (local run indices, columns covered)
+    prev_col = None
+    for a, b in zip(starts, ends):
+        c = int(cols[a])
+        if prev_col is not None and c > prev_col + 1:
+            entries.append(([], c - prev_col - 1))
+        entries.append((list(range(a, b)), 1))
+        prev_col = c
+
+    gap_w, none_c, enter_c = params.gap_cost_per_px, params.none_cost, params.enter_cost
+    # state 0 = none, state j>0 = the entry's (j-1)-th run; back[e][j] = previous entry's state
+    back: list[list[int]] = []
+    prev_cost = [0.0]
+    prev_runs: list[int] = []
+    for cur, ncols in entries:
+        best = min(prev_cost)
+        costs = [best + none_c * ncols]
+        bps = [prev_cost.index(best)]
+        for r in cur:
+            tj, bj = tops[r], bots[r]
+            bc, bi = prev_cost[0] + enter_c, 0
+            for i, q in enumerate(prev_runs, start=1):
+                gap = max(tj - bots[q], tops[q] - bj)
+                cost = prev_cost[i] + (gap * gap_w if gap > 0 else 0.0)
+                if cost < bc:
+                    bc, bi = cost, i
+            costs.append(bc + unary[r])
+            bps.append(bi)
+        back.append(bps)
+        prev_cost, prev_runs = costs, cur
+    state = prev_cost.index(min(prev_cost))
+    for e in range(len(entries) - 1, -1, -1):
+        cur, _ = entries[e]
+        if state > 0:
+            local = cur[state - 1]
+            chosen[int(cols[local])] = int(sel[local])
+        state = back[e][state]
+    return chosen

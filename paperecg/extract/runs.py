@@ -1,0 +1,81 @@
+"""Vertical runs of trace pixels, column by column, with sub-pixel edges.
+
+A run is a maximal stretch of rows in one column whose trace probability is >= threshold. Edges are
+continuous row coordinates (pixel centres at integers): where the probability crosses the threshold,
+interpolated linearly between the two pixel centres around the crossing. A binary map therefore gives
+edges at half-integers and a run length equal to its pixel count.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Runs:
+    """All runs of a page, sorted by column then top edge."""
+
+    col: np.ndarray  # int64 (K,)
+    top: np.ndarray  # float64 (K,) upper edge (smaller row)
+    bot: np.ndarray  # float64 (K,) lower edge
+    height: int
+    width: int
+
+    def __len__(self) -> int:
+        return int(self.col.size)
+
+    @property
+    def centre(self) -> np.ndarray:
+        return 0.5 * (self.top + self.bot)
+
+    @property
+    def length(self) -> np.ndarray:
+        return self.bot - self.top
+
+    def subset(self, keep: np.ndarray) -> "Runs":
+        return Runs(self.col[keep], self.top[keep], self.bot[keep], self.height, self.width)
+
+
+def _crossing(p_out: np.ndarray, p_in: np.ndarray, threshold: float) -> np.ndarray:
+    """Fraction of the way from the outside pixel centre to the inside one where p crosses threshold."""
+    denom = np.maximum(p_in - p_out, 1e-6)
+    return np.clip((threshold - p_out) / denom, 0.0, 1.0)
+
+
+def find_runs(trace_map: np.ndarray, threshold: float = 0.5, max_gap_px: float = 0.0) -> Runs:
+    """Runs of `trace_map >= threshold` in every column; runs closer than `max_gap_px` are merged
+    (a segmentation that breaks a steep stroke into pieces still gives one crossing per column)."""
+    prob = np.asarray(trace_map, dtype=np.float32)
+    h, w = prob.shape
+    on = prob >= threshold
+    padded = np.zeros((w, h + 2), dtype=np.int8)
+    padded[:, 1:-1] = on.T
+    step = np.diff(padded, axis=1)  # (W, H+1): +1 where a run starts (at row i), -1 after it ends (row i-1)
+    s_col, s_row = np.nonzero(step == 1)
+    e_col, e_row = np.nonzero(step == -1)
+    e_row = e_row - 1  # last row inside the run
+    if s_col.size == 0:
+        empty = np.zeros(0)
+        return Runs(np.zeros(0, dtype=np.int64), empty, empty.copy(), h, w)
+    # sub-pixel edges from the probability just outside the run
+    above = np.where(s_row > 0, prob[np.maximum(s_row - 1, 0), s_col], 0.0)
+    below = np.where(e_row < h - 1, prob[np.minimum(e_row + 1, h - 1), e_col], 0.0)
+    top = s_row - 1 + _crossing(above, prob[s_row, s_col], threshold)
+    bot = e_row + 1 - _crossing(below, prob[e_row, e_col], threshold)
+    col = s_col.astype(np.int64)
+    if max_gap_px > 0 and col.size > 1:
+        same = col[1:] == col[:-1]
+        close = (top[1:] - bot[:-1]) <= max_gap_px
+        new_group = np.concatenate([[True], ~(same & close)])
+        starts = np.nonzero(new_group)[0]
+        col = col[starts]
+        top = top[starts]
+        bot = np.maximum.reduceat(bot, starts)
+    return Runs(col, top.astype(np.float64), bot.astype(np.float64), h, w)
+
+
+def column_index(runs: Runs) -> np.ndarray:
+    """offsets (W+1,): runs of column c are runs[offsets[c]:offsets[c+1]]."""
+    counts = np.bincount(runs.col, minlength=runs.width)
+    return np.concatenate([[0], np.cumsum(counts)])

@@ -1,0 +1,211 @@
+"""Unit tests of the extraction parts: runs, grid scale, pulse, polyline fit, row tracking, cells."""
+import numpy as np
+import pytest
+
+from paperecg.extract.cells import cells_from_boxes, layout_for_row_count
+from paperecg.extract.core import combine_readings, row_time_span
+from paperecg.extract.fit import fit_samples
+from paperecg.extract.pulse import detect_pulse_in_patch, snap_gain
+from paperecg.extract.readout import centre_path
+from paperecg.extract.rows import find_row_centres, row_bands, track_row
+from paperecg.extract.runs import find_runs
+from paperecg.extract.scale import estimate_grid_scale, estimate_skew
+from paperecg.geometry import Box, LeadNameBox
+
+
+def draw_polylines(shape, polylines, thickness):
+    """Binary trace mask of [row, col] polylines, drawn the way the renderer draws its masks."""
+    from paperecg.render.page import MASK_ALPHA_MIN, draw_polyline
+
+    alpha = np.zeros(shape, np.uint8)
+    for pts in polylines:
+        draw_polyline(alpha, np.asarray(pts, dtype=np.float64), 255, thickness)
+    return (alpha >= MASK_ALPHA_MIN).astype(np.float32)
+
+
+# --- runs -------------------------------------------------------------------------------------------------
+
+def test_runs_subpixel_edges_from_probabilities():
+    col = np.array([0.0, 0.25, 1.0, 1.0, 0.75, 0.0, 0.0, 1.0, 0.0], np.float32)
+    runs = find_runs(col[:, None], threshold=0.5)
+    assert len(runs) == 2
+    assert runs.top[0] == pytest.approx(1 + 0.25 / 0.75)
+    assert runs.bot[0] == pytest.approx(5 - 0.5 / 0.75)
+    # a binary run has edges on pixel boundaries: its length is its pixel count
+    assert runs.top[1] == pytest.approx(6.5) and runs.bot[1] == pytest.approx(7.5)
+    merged = find_runs(col[:, None], threshold=0.5, max_gap_px=2.5)
+    assert len(merged) == 1 and merged.bot[0] == pytest.approx(7.5)
+
+
+# --- grid scale ------------------------------------------------------------------------------------------
+
+def grid_image(px_per_mm: float, h: int = 850, w: int = 1100, minor: bool = True, major_dark: float = 120.0):
+    img = np.full((h, w, 3), 255, np.uint8)
+    for k in range(int(max(h, w) / px_per_mm) + 1):
+        pos = int(round(k * px_per_mm))
+        shade = major_dark if k % 5 == 0 else 60.0
+        if k % 5 and not minor:
+            continue
+        if pos < w:
+            img[:, pos] = np.minimum(img[:, pos], 255 - shade)
+        if pos < h:
+            img[pos, :] = np.minimum(img[pos, :], 255 - shade)
+    return img
+
+
+@pytest.mark.parametrize("minor,major_dark", [(True, 120.0), (False, 120.0), (True, 60.0)])
+def test_grid_period_without_confusing_major_and_minor(minor, major_dark):
+    true = 3.937 * 1.013  # a slightly scaled 100 dpi page
+    g = estimate_grid_scale(grid_image(true, minor=minor, major_dark=major_dark))
+    assert g.x.found and g.y.found
+    assert abs(g.x.px_per_mm / true - 1) < 0.003
+    assert abs(g.y.px_per_mm / true - 1) < 0.003
+
+
+@pytest.mark.parametrize("angle_deg", [0.0, 0.3, -0.7])
+def test_skew_from_the_grid_phase(angle_deg):
+    from scipy.ndimage import rotate
+
+    image = grid_image(3.937)
+    rng = np.random.default_rng(1)
+    for r in rng.integers(50, 800, size=6):  # some trace-like ink that must not bias it
+        image[r:r + 2, 100:1000] = 20
+    image = rotate(image, angle_deg, reshape=False, order=1, cval=255)
+    g = estimate_grid_scale(image)
+    # scipy turns the image counter-clockwise for a positive angle: the rows then rise to the right
+    assert estimate_skew(image, g) == pytest.approx(-np.tan(np.radians(angle_deg)), abs=3e-4)
+
+
+def test_blank_page_has_no_grid():
+    g = estimate_grid_scale(np.full((850, 1100, 3), 250, np.uint8))
+    assert not g.x.found and not g.y.found
+    assert g.x.px_per_mm == pytest.approx(1100 / 279.4)
+
+
+# --- calibration pulse -----------------------------------------------------------------------------------
+
+def test_pulse_found_and_height_measured():
+    px_mm = 4.0
+    ink = np.zeros((120, 100), bool)
+    base, top = 90, 90 - 40  # 10 mm tall at 4 px/mm: 1 mV at 10 mm/mV
+    ink[base - 1:base + 1, 5:20] = True  # lead-in on the zero line
+    ink[top - 1:base + 1, 19:21] = True  # rise
+    ink[top - 1:top + 1, 19:41] = True  # flat top, 5 mm
+    ink[top - 1:base + 1, 39:41] = True  # fall
+    ink[base - 1:base + 1, 40:100] = True  # the signal begins
+    found = detect_pulse_in_patch(ink, px_mm, baseline_hint=88.0)
+    assert found is not None
+    height = found["base_y"] - found["top_y"]
+    assert height == pytest.approx(40.0, abs=1.0)
+    assert snap_gain(height, px_mm) == 10.0
+    assert snap_gain(0.5 * height, px_mm) == 5.0
+    assert snap_gain(0.75 * height, px_mm) is None
+
+
+def test_qrs_is_not_a_pulse():
+    px_mm = 4.0
+    ink = np.zeros((120, 100), bool)
+    pts = [(90, 0), (90, 30), (40, 33), (95, 36), (90, 40), (88, 60), (40, 62), (90, 64), (90, 100)]
+    mask = draw_polylines(ink.shape, [np.array(pts, float)], 2) > 0
+    assert detect_pulse_in_patch(mask, px_mm, baseline_hint=90.0) is None
+
+
+# --- polyline fit ----------------------------------------------------------------------------------------
+
+def test_fit_recovers_a_sharp_peak_that_the_column_midpoint_misses():
+    spacing = 1.9685  # 100 Hz at 200 dpi
+    n = 60
+    x = 20.0 + np.arange(n) * spacing
+    y = np.full(n, 100.0)
+    y[28:34] = [92.0, 70.0, 40.0, 75.0, 108.0, 102.0]  # a QRS: R peak at sample 30, S at 32
+    mask = draw_polylines((160, 160), [np.stack([y, x], axis=1)], thickness=2)
+    runs = find_runs(mask)
+    c0, c1 = int(runs.col.min()), int(runs.col.max())
+    top = np.full(c1 - c0 + 1, np.nan)
+    bot = np.full(c1 - c0 + 1, np.nan)
+    top[runs.col - c0] = runs.top
+    bot[runs.col - c0] = runs.bot
+    width = float(np.mean((bot - top)[:30]))  # flat stretch: the trace thickness
+    xs, ys = centre_path(top, bot, width, c0, x)
+    y0 = np.interp(x, xs, ys)
+    mid = 0.5 * (top + bot)[np.rint(x).astype(int) - c0]
+    ones = np.ones_like(top)
+    yfit, cost = fit_samples(top, bot, ones, ones, c0, x, y0, 0.5 * width)
+    assert abs(mid[30] - 40.0) > 10.0  # what a column readout gets at the R peak
+    assert abs(yfit[30] - 40.0) < 1.5
+    assert abs(yfit[32] - 108.0) < 2.0
+    assert np.median(np.abs(yfit - y)) < 0.75
+    assert np.isfinite(cost)
+
+
+def test_fit_with_too_few_samples_returns_the_start():
+    top = np.array([9.5, 9.5])
+    y, cost = fit_samples(top, top + 2, np.ones(2), np.ones(2), 0, np.array([0.5, 1.5]), np.array([10.0, 11.0]), 1.0)
+    assert np.allclose(y, [10.0, 11.0]) and np.isnan(cost)
+
+
+# --- rows ------------------------------------------------------------------------------------------------
+
+def test_touching_rows_are_followed_without_swapping():
+    """Row A's deep S wave reaches down into row B's trace; each row must keep its own trace."""
+    x = np.arange(10.0, 390.0, 2.0)
+    ya = np.full(x.size, 60.0)
+    yb = np.full(x.size, 120.0) + 3.0 * np.sin(x / 15.0)
+    k = np.searchsorted(x, 200.0)
+    ya[k:k + 3] = [95.0, 125.0, 80.0]  # A's S wave touches and crosses B's line
+    mask = draw_polylines((180, 400), [np.stack([ya, x], 1), np.stack([yb, x], 1)], thickness=3)
+    runs = find_runs(mask, max_gap_px=1.0)
+    centres = find_row_centres(runs, px_per_mm=4.0)
+    assert centres.size == 2
+    assert abs(centres[0] - 60) < 3 and abs(centres[1] - 120) < 3
+    bands = row_bands(centres, 80.0)
+    chosen = [track_row(runs, i, centres, bands[i]) for i in range(2)]
+    for i, ytrue in enumerate((ya, yb)):
+        cols = np.nonzero(chosen[i] >= 0)[0]
+        assert cols.size > 0.9 * (x[-1] - x[0])
+        centre = runs.centre[chosen[i][cols]]
+        expected = np.interp(cols, x, ytrue)
+        away = np.abs(cols - 202.0) > 12  # away from the touch, each row sits on its own trace
+        assert np.median(np.abs(centre[away] - expected[away])) < 1.5
+        assert np.max(np.abs(centre[away] - expected[away])) < 12
+
+
+def test_layout_for_row_count():
+    assert layout_for_row_count(4) == "3x4+1"
+    assert layout_for_row_count(3) == "3x4"
+    assert layout_for_row_count(12) == "12x1"
+    assert layout_for_row_count(5) is None
+
+
+# --- cells and time axis ---------------------------------------------------------------------------------
+
+def test_cells_from_boxes_snap_to_quarters():
+    px_per_sample = 2.0
+    x0 = 100.0
+    boxes = [LeadNameBox(name, Box(x0 + start * px_per_sample + 3.0, 130, x0 + start * px_per_sample + 20, 140))
+             for name, start in (("I", 0), ("AVR", 250), ("V1", 500), ("V4", 750))]
+    cells = cells_from_boxes(boxes, np.array([110.0, 250.0]), np.array([x0, x0]), np.array([x0 + 1998, x0 + 1998]),
+                             px_per_sample, 1000)
+    assert [(c.lead, c.row, c.start, c.end) for c in cells] == [
+        ("I", 0, 0, 250), ("aVR", 0, 250, 500), ("V1", 0, 500, 750), ("V4", 0, 750, 1000)]
+
+
+def test_row_time_span_cancels_the_pen_reach():
+    px_per_sample, n = 1.9685, 1000
+    x_first = 78.3
+    for width in (1.0, 3.0, 6.0):
+        c0 = int(np.ceil(x_first - width / 2))
+        c1 = int(np.floor(x_first + (n - 1) * px_per_sample + width / 2))
+        a, b = row_time_span(c0, c1, width, px_per_sample, n)
+        assert abs(a - x_first) <= 0.5
+        assert b - a == pytest.approx((n - 1) * px_per_sample)
+
+
+def test_combine_readings_levels_then_averages():
+    t = np.linspace(0, 1, 100)
+    base = np.sin(6 * t)
+    long = base.copy()
+    short = np.full(100, np.nan)
+    short[:25] = base[:25] + 0.3  # another row, another baseline estimate
+    out = combine_readings([short, long])
+    assert np.allclose(out, base)
