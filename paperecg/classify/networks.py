@@ -64,7 +64,8 @@ class SignalNet(nn.Module):
         self.register_buffer("side_std", torch.ones(num_side))
 
     def forward(self, x: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
-        side = (side - self.side_mean) / self.side_std
+        # unknown side features arrive as NaN and are imputed with the training mean (0 after scaling)
+        side = torch.nan_to_num((side - self.side_mean) / self.side_std, nan=0.0)
         h = self.blocks(self.stem(x))
         pooled = torch.cat([h.mean(dim=-1), h.amax(dim=-1)], dim=1)
         return self.head(torch.cat([pooled, self.side(side)], dim=1)) + self.side_linear(side)

@@ -246,15 +246,17 @@ def rhythm_features(x: np.ndarray, fs_hz: float = INTERNAL_FS_HZ) -> np.ndarray:
 
 
 def demographic_features(age: float | None, sex: str | None) -> np.ndarray:
-    """[age/100, age known, male, female]; unknown values are zeros."""
-    feats = np.zeros(NUM_DEMOGRAPHIC_FEATURES, dtype=np.float32)
+    """[age/100, age known, male, female]; unknown values are NaN, which the network's standardisation
+    turns into the training mean (hidden test headers carry no demographics: zeros there would sit many
+    standard deviations from anything seen in training)."""
+    feats = np.full(NUM_DEMOGRAPHIC_FEATURES, np.nan, dtype=np.float32)
     if age is not None and np.isfinite(age) and 0 <= age < 130:
         feats[0], feats[1] = age / 100.0, 1.0
     s = (sex or "").strip().lower()
     if s in ("male", "m"):
-        feats[2] = 1.0
+        feats[2], feats[3] = 1.0, 0.0
     elif s in ("female", "f"):
-        feats[3] = 1.0
+        feats[2], feats[3] = 0.0, 1.0
     return feats
 
 

@@ -133,7 +133,10 @@ def validation_signal_view(x: np.ndarray, seed: int) -> np.ndarray:
 def side_feature_stats(views: list[np.ndarray], demo: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
     """Mean and (floored) standard deviation of the side features over the training views."""
     feats = np.stack([side_features(v, *d) for v, d in zip(views, demo)]).astype(np.float64)
-    return feats.mean(axis=0).astype(np.float32), np.maximum(feats.std(axis=0), 0.05).astype(np.float32)
+    # unknown demographics are NaN (imputed with the mean by the network): statistics over the known ones
+    mean = np.nan_to_num(np.nanmean(feats, axis=0), nan=0.0)
+    std = np.nan_to_num(np.nanstd(feats, axis=0), nan=1.0)
+    return mean.astype(np.float32), np.maximum(std, 0.05).astype(np.float32)
 
 
 @torch.no_grad()
