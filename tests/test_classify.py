@@ -216,6 +216,25 @@ def test_branch_fallbacks():
 def test_side_features_demographics():
     x = np.full((12, 1000), np.nan, np.float32)
     f = side_features(x, None, None)
-    assert f.shape == (14,) and not f.any()
+    assert f.shape == (14,) and not f[:-4].any()
+    assert np.isnan(f[-4:]).all()  # unknown demographics: NaN, imputed with the training mean by the net
+
+
+def test_unknown_demographics_are_imputed_with_the_training_mean():
+    import torch
+
+    from paperecg.classify.networks import SignalNet
+
+    net = _tiny_classifier().signal_nets[0]
+    assert isinstance(net, SignalNet)
+    net.side_mean.copy_(torch.linspace(0.1, 0.9, net.side_mean.numel()))
+    net.eval()
+    x = torch.zeros(1, net.stem[0].in_channels, 1000)
+    unknown = torch.full((1, net.side_mean.numel()), float("nan"))
+    unknown[0, :-4] = net.side_mean[:-4]
+    at_mean = net.side_mean[None].clone()
+    with torch.no_grad():
+        a, b = net(x, unknown), net(x, at_mean)
+    assert torch.isfinite(a).all() and torch.allclose(a, b)
     f = side_features(x, 80.0, "Male")
     assert f[-4] == pytest.approx(0.8) and f[-3] == 1 and f[-2] == 1 and f[-1] == 0

@@ -67,7 +67,8 @@ def build_dataset(records: list[str], eik_pages: list[tuple[str, str]], root: Pa
             jobs.append(("rec", src, seed * 1_000_003 + p * 100_000 + i, str(root), "train",
                          config.page_long_side_px, config.crop_px, crops_per_page))
     pages = 0
-    ctx = mp.get_context("spawn" if sys.platform == "darwin" else "fork")
+    # spawn, not fork: a forked child of a process whose OpenMP pool is running can hang in libgomp
+    ctx = mp.get_context("spawn")
     with ctx.Pool(max(1, workers), initializer=_worker_init) as pool:
         bar = tqdm(total=len(jobs), desc="render", unit="page", mininterval=5)
         for n in pool.imap(record_page_job, jobs, chunksize=1):

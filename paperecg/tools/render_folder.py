@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import sys
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import cv2
@@ -134,7 +135,8 @@ def main(argv=None) -> int:
         for job in tqdm(jobs, desc="render", unit="page"):
             _job(job)
     else:
-        with ProcessPoolExecutor(max_workers=args.workers) as pool:
+        # spawn, not fork: forking a process whose OpenMP pool has run can hang the children
+        with ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = [pool.submit(_job, job) for job in jobs]
             for fut in tqdm(as_completed(futures), total=len(futures), desc="render", unit="page"):
                 fut.result()
