@@ -74,7 +74,9 @@ def build_dataset(records: list[str], eik_pages: list[tuple[str, str]], root: Pa
         for n in pool.imap(record_page_job, jobs, chunksize=1):
             pages += int(n > 0)
             bar.update(1)
-            if time.time() > deadline_s and count_samples(root, "val") > 0:
+            # the budget ends rendering only once both splits have something (slow worker start-up on a
+            # busy machine could otherwise leave the training split empty)
+            if time.time() > deadline_s and count_samples(root, "val") > 0 and count_samples(root, "train") > 0:
                 log(f"render budget reached after {pages} pages")
                 pool.terminate()
                 break
