@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# File extensions treated as page images wherever images are looked for beside headers.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")
 # A page larger than this (pixels) is refused rather than allowed to exhaust memory.
 MAX_PIXELS = 60_000_000
 

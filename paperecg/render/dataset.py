@@ -13,12 +13,12 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ..layouts import LAYOUTS
+from ..records.images import IMAGE_EXTENSIONS
 from ..records.io import find_records, load_header_info, load_signal
 from .augment import augment_page
 from .labels import RenderedPage
 from .page import random_style, render_page
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 
 def find_record_paths(folder: str) -> list[str]:

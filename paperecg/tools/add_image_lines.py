@@ -13,9 +13,9 @@ import os
 import shutil
 import sys
 
+from paperecg.records.images import IMAGE_EXTENSIONS
 from paperecg.records.io import find_records, load_header, save_text
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp")
 
 
 def images_beside(record_path: str) -> list[str]:

@@ -27,7 +27,7 @@ from paperecg.tools.hidden_view import make_hidden_view
 from paperecg.tools.make_demo_data import make_demo_data
 
 
-def run_records(hidden: str, outputs: str, model: str, overlays: str) -> dict[str, list]:
+def run_records(hidden: str, outputs: str, model: str) -> dict[str, list]:
     """run_model.py's loop in-process (so the page diagnostics are at hand); returns per-record page results."""
     digitizer, classifier = entry.load(model)
     pages = {}
@@ -64,7 +64,7 @@ def report(scores: dict, data: str, outputs: str, overlays: list[str], seconds: 
         f"- **F-measure: {scores['f_measure']:.3f}** (macro over the classes present)", "",
         "## Per lead (mean SNR over records, dB)", "", "| lead | SNR | abstained |", "|---|---|---|",
     ]
-    leads = sorted({s.lead for s in per_lead}, key=lambda n: [s.lead for s in per_lead].index(n))
+    leads = list(dict.fromkeys(s.lead for s in per_lead))  # first-seen (header) order
     for lead in leads:
         vals = [s.snr_db for s in per_lead if s.lead == lead and np.isfinite(s.snr_db)]
         abst = sum(1 for s in per_lead if s.lead == lead and s.coverage == 0)
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     data, hidden, outputs = (os.path.join(a.out, d) for d in ("data", "hidden", "outputs"))
     make_demo_data(data, a.records, a.seed, augment=True)
     make_hidden_view(data, hidden)
-    pages = run_records(hidden, outputs, a.model, os.path.join(a.out, "overlays"))
+    pages = run_records(hidden, outputs, a.model)
     scores = evaluate_folders(data, outputs)
     overlays = write_overlays(pages, hidden, os.path.join(a.out, "overlays"), scores["per_lead"])
     text = report(scores, data, outputs, overlays, time.time() - t0, a.model)
