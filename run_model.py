@@ -4,12 +4,16 @@
 Same CLI and behaviour as the organizers' script: records found recursively and sorted; the output tree
 mirrors the input; the input header is copied, then the signal (if not None) and labels (if not None) are
 written. With -f a failing run_models gives (None, None) for that record; without it the run stops.
+
+Our addition: `--jobs N` (or PAPERECG_JOBS=N) spreads the records over N processes, one GPU each where
+there are GPUs (paperecg/pipeline/parallel.py); the outputs are the same as with one process.
 """
 import argparse
 import os
 import sys
 
 from helper_code import find_records, load_header
+from paperecg.pipeline.parallel import jobs_requested, parse_shard, run_sharded, shard_records
 from paperecg.records.io import save_outputs
 from team_code import load_models, run_models
 
@@ -21,10 +25,20 @@ def get_parser():
     parser.add_argument("-o", "--output_folder", type=str, required=True)
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("-f", "--allow_failures", action="store_true")
+    parser.add_argument("-j", "--jobs", type=int, default=None,
+                        help="worker processes (default: PAPERECG_JOBS or 1); one GPU each where there are GPUs")
+    parser.add_argument("--shard", type=str, default=None, help=argparse.SUPPRESS)  # i/N, set for workers
     return parser
 
 
 def run(args):
+    jobs = jobs_requested(args.jobs)
+    if jobs > 1 and args.shard is None:
+        argv = ["-d", args.data_folder, "-m", args.model_folder, "-o", args.output_folder]
+        argv += ["-v"] * args.verbose + ["-f"] * args.allow_failures
+        if run_sharded(os.path.abspath(__file__), argv, jobs) != 0:
+            sys.exit(1)
+        return
     if args.verbose:
         print("Loading the Challenge model...")
     digitization_model, classification_model = load_models(args.model_folder, args.verbose)
@@ -32,6 +46,8 @@ def run(args):
     records = find_records(args.data_folder)
     if len(records) == 0:
         raise FileNotFoundError("No data were provided.")
+    if args.shard is not None:
+        records = shard_records(records, *parse_shard(args.shard))
     os.makedirs(args.output_folder, exist_ok=True)
 
     if args.verbose:

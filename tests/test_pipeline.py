@@ -62,3 +62,34 @@ def test_pipeline_runs_on_hidden_and_bad_inputs(trained):
         assert len(labels) == 1
     scores = run_script(["evaluate_model.py", "-d", str(data), "-o", str(out)])
     assert scores.returncode == 0 and "SNR:" in scores.stdout and "F-measure:" in scores.stdout
+
+
+def test_parallel_run_gives_the_same_outputs(trained):
+    """--jobs 2 splits the records over two processes; every output file equals the one-process run's."""
+    root, data, model = trained
+    hidden = root / "hidden_par"
+    make_hidden_view(str(data), str(hidden))
+    env = {"PAPERECG_PROFILE": "tiny", "PAPERECG_THREADS": "1"}
+    outs = {}
+    for jobs in ("1", "2"):
+        out = root / f"out_jobs{jobs}"
+        r = run_script(["run_model.py", "-d", str(hidden), "-m", str(model), "-o", str(out), "--jobs", jobs],
+                       env_extra=env)
+        assert r.returncode == 0, r.stderr[-3000:]
+        outs[jobs] = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    assert len(outs["1"]) == 2 * len(find_records(hidden))
+    assert outs["1"] == outs["2"]
+
+
+def test_shards_cover_every_record_once():
+    from paperecg.pipeline.parallel import parse_shard, shard_records, worker_env
+
+    records = [f"r{i:02d}" for i in range(11)]
+    parts = [shard_records(records, *parse_shard(f"{i}/3")) for i in range(3)]
+    assert sorted(sum(parts, [])) == records and all(parts)
+    for bad in ("3/3", "1", "a/b", "0/0"):
+        with pytest.raises(ValueError):
+            parse_shard(bad)
+    assert worker_env(3, 4, gpus=2, base={})["CUDA_VISIBLE_DEVICES"] == "1"
+    assert worker_env(0, 2, gpus=0, base={})["PAPERECG_THREADS"] == str(max(1, (os.cpu_count() or 1) // 2))
+    assert worker_env(0, 2, gpus=0, base={"PAPERECG_THREADS": "3"})["PAPERECG_THREADS"] == "3"

@@ -138,3 +138,30 @@ def test_tiny_offline_training_saves_loadable_detector(tmp_path, record_factory,
     assert isinstance(found, list)
     for f in found:
         assert f.name in LEADS and 0 <= f.score <= 1
+
+
+def test_best_validation_reads_the_best_epoch(tmp_path):
+    from paperecg.rectify.train import best_validation
+
+    csv_path = tmp_path / "results.csv"
+    csv_path.write_text("epoch, metrics/precision(B), metrics/recall(B), metrics/mAP50(B)\n"
+                        "1, 0.5, 0.4, 0.30\n2, 0.9, 0.85, 0.80\n3, 0.7, 0.9, 0.60\n")
+    assert best_validation(csv_path) == {"val_precision": 0.9, "val_recall": 0.85, "val_map50": 0.8, "epochs": 3}
+    assert best_validation(tmp_path / "missing.csv") == {}
+
+
+def test_digitizer_leaves_a_poorly_validated_detector_unused(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from paperecg.pipeline import digitizer as dig
+    from paperecg.rectify import detector as det
+
+    (tmp_path / dig.DETECTOR_DIR).mkdir()
+    for recall, used in ((0.2, False), (0.97, True), (None, True)):
+        extra = {} if recall is None else {"val_recall": recall}
+        fake = SimpleNamespace(config=SimpleNamespace(extra=extra))
+        monkeypatch.setattr(det.LeadNameDetector, "load", classmethod(lambda cls, path: fake))
+        messages = []
+        loaded = dig.Digitizer.load(str(tmp_path), log=messages.append)
+        assert (loaded.detector is fake) == used, recall
+        assert any("left unused" in m for m in messages) == (not used)

@@ -18,6 +18,7 @@ from paperecg.records.io import image_paths
 from paperecg.rectify.rectify import RectifiedPage, rectify_page
 
 DETECTOR_DIR = "detector"
+MIN_DETECTOR_VAL_RECALL = 0.8  # below this (on its own validation crops) the detector is not used
 SEGMENTER_DIR = "segmenter"
 # Per-record wall-clock guard: pages after this many seconds are skipped (inference limit is per record set).
 DEFAULT_RECORD_SECONDS = float(os.environ.get("PAPERECG_RECORD_SECONDS", "120"))
@@ -49,6 +50,12 @@ class Digitizer:
             from paperecg.rectify.detector import LeadNameDetector
 
             detector = LeadNameDetector.load(det_dir)
+            val_recall = detector.config.extra.get("val_recall")
+            if val_recall is not None and val_recall < MIN_DETECTOR_VAL_RECALL:
+                # a detector that misses most names only slows pages down (it reads all four turns)
+                log(f"lead-name detector in {det_dir} left unused: validation recall {val_recall:.2f} < "
+                    f"{MIN_DETECTOR_VAL_RECALL}; tilt from page lines, standard layouts only")
+                detector = None
         else:
             log(f"no lead-name detector in {model_folder}: tilt from page lines, standard layouts only")
         if os.path.isdir(seg_dir):

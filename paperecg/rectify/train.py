@@ -115,6 +115,22 @@ def yolo_train_args(data_yaml: str, config: DetectorConfig, project: Path, hours
                 optimizer="AdamW", lr0=0.002, warmup_epochs=0.3)
 
 
+def best_validation(results_csv: Path) -> dict:
+    """Validation precision/recall/mAP50 of the best epoch (highest mAP50) in ultralytics' results.csv;
+    {} when there is none. The pipeline reads val_recall to decide whether the detector is worth using."""
+    import csv
+
+    try:
+        with open(results_csv, newline="") as f:
+            rows = [{k.strip(): v for k, v in r.items()} for r in csv.DictReader(f)]
+        best = max(rows, key=lambda r: float(r["metrics/mAP50(B)"]))
+        return {"val_precision": round(float(best["metrics/precision(B)"]), 4),
+                "val_recall": round(float(best["metrics/recall(B)"]), 4),
+                "val_map50": round(float(best["metrics/mAP50(B)"]), 4), "epochs": len(rows)}
+    except (OSError, KeyError, ValueError):
+        return {}
+
+
 def train_detector(records: list[str], out_dir: str, minutes: float, eik_pages: list[tuple[str, str]] = (),
                    config: DetectorConfig | None = None, seed: int = 0, render_share: float = 0.2,
                    max_pages_per_record: int = 4, crops_per_page: int = 8, batch: int | None = None,
@@ -160,11 +176,12 @@ def train_detector(records: list[str], out_dir: str, minutes: float, eik_pages: 
     state = {k: v.float() for k, v in model.model.state_dict().items()}
     net.load_state_dict(state, strict=True)
     elapsed_min = (time.time() - t0) / 60.0
+    results = work / "runs" / "train" / "results.csv"
     config = replace(config, trained_minutes=round(elapsed_min, 2), train_pages=pages,
-                     extra={"train_crops": n_train, "val_crops": n_val, "device": device})
+                     extra={"train_crops": n_train, "val_crops": n_val, "device": device,
+                            **best_validation(results)})
     detector = LeadNameDetector(net.float().cpu(), config)
     detector.save(out)
-    results = work / "runs" / "train" / "results.csv"
     if results.exists():
         shutil.copyfile(results, out / "train_log.csv")
     if not keep_work:

@@ -32,7 +32,7 @@ class AugParams:
     creases: int = 0  # number of straight fold lines
     stains: int = 0  # tinted blobs
     scribbles: int = 0  # pen strokes / handwritten words (not traces)
-    temperature: float = 0.0  # -1 (blue) .. 1 (warm/yellow)
+    temperature: float = 0.0  # -3 (strong blue cast) .. 3 (strong orange cast)
     contrast: float = 1.0
     brightness: float = 0.0  # added to 0..255 levels
     gamma: float = 1.0
@@ -63,11 +63,13 @@ def sample_aug_params(rng: np.random.Generator, strength: float = 1.0, rotate_ma
         border_rgb=border,
         look=look,
         shading=float(rng.uniform(0.0, 0.5 if photo else 0.2) * s),
-        wrinkles=float(rng.uniform(0.0, 0.6) * s) if rng.random() < 0.4 else 0.0,
-        creases=int(rng.integers(0, 4)) if rng.random() < 0.3 * min(1.0, s) else 0,
+        # ECG-Image-Kit's distorted pages: deep crumple shadows and up to ~10 crease lines
+        wrinkles=float(rng.uniform(0.0, 1.0) * s) if rng.random() < 0.45 else 0.0,
+        creases=int(rng.integers(1, 12)) if rng.random() < 0.35 * min(1.0, s) else 0,
         stains=int(rng.integers(1, 3)) if rng.random() < 0.15 * min(1.0, s) else 0,
         scribbles=int(rng.integers(1, 5)) if rng.random() < 0.25 * min(1.0, s) else 0,
-        temperature=float(rng.uniform(-1.0, 1.0) * s) if rng.random() < 0.5 else 0.0,
+        # |t| > 1 reaches ECG-Image-Kit's strong blue and orange casts
+        temperature=float(rng.uniform(-3.0, 3.0) * s) if rng.random() < 0.5 else 0.0,
         contrast=float(np.exp(rng.uniform(-0.25, 0.15) * s)),
         brightness=float(rng.uniform(-25.0, 15.0) * s),
         gamma=float(np.exp(rng.uniform(-0.3, 0.3) * s)),
@@ -200,12 +202,13 @@ def illumination(params: AugParams, h: int, w: int) -> np.ndarray:
                                           interpolation=cv2.INTER_LINEAR)
         relief = cv2.GaussianBlur(relief, (0, 0), 1.0)
         relief /= max(1e-6, float(np.percentile(np.abs(relief), 99)))
-        light *= 1.0 + 0.3 * params.wrinkles * np.clip(relief, -1.5, 1.5)
+        light *= 1.0 + 0.4 * params.wrinkles * np.clip(relief, -1.5, 1.5)
     for _ in range(params.creases):
         horizontal = rng.random() < 0.5
         pos = rng.uniform(0.15, 0.85)
         width = rng.uniform(1.0, 4.0)
-        depth = rng.uniform(0.05, 0.2)
+        # folds print dark or, lit from the side, bright (negative depth)
+        depth = rng.uniform(0.05, 0.2) * (1.0 if rng.random() < 0.5 else -1.5)
         coord = (np.arange(sh, dtype=np.float32)[:, None] / sh if horizontal
                  else np.arange(sw, dtype=np.float32)[None, :] / sw)
         extent = sh if horizontal else sw
