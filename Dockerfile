@@ -1,5 +1,8 @@
 # The organizers build this image, then run train_model.py and run_model.py inside it without network.
-FROM pytorch/pytorch:2.14.1-cuda13.0-cudnn9-runtime
+# The tag matches requirements.txt's torch; if a registry lacks it, build with
+# --build-arg BASE_IMAGE=pytorch/pytorch:<torch>-cuda<x.y>-cudnn9-runtime (and pin that torch in requirements.txt).
+ARG BASE_IMAGE=pytorch/pytorch:2.14.1-cuda13.0-cudnn9-runtime
+FROM ${BASE_IMAGE}
 
 # ultralytics must never reach the network: settings inside /challenge, offline mode.
 ENV YOLO_OFFLINE=1 \

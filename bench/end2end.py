@@ -4,8 +4,8 @@
 
 DIR is a challenge-format folder with references (masked signals, labels, images). Last line: one JSON
 object with snr_db, macro_f, s_per_record (wall time of run_model.py per record, CPU threads as set by
-PAPERECG_THREADS, default 2), peak_rss_mb (largest resident set of the run), failures (records whose
-digitization or classification raised and fell back) and records.
+PAPERECG_THREADS, default 2, shared by the --jobs workers), peak_rss_mb (largest resident set of one process
+of the run), failures (records whose digitization or classification raised and fell back) and records.
 """
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ def main(argv=None) -> int:
     p.add_argument("--model", required=True)
     p.add_argument("--limit", type=int, default=0, help="first N records only")
     p.add_argument("--keep", help="keep the outputs in this folder")
+    p.add_argument("--jobs", type=int, default=1, help="run_model.py worker processes (s_per_record is wall time)")
     a = p.parse_args(argv)
 
     work = tempfile.mkdtemp(prefix="end2end-")
@@ -57,10 +58,11 @@ def main(argv=None) -> int:
         make_hidden_view(data, hidden)
         out = a.keep or os.path.join(work, "out")
         n = len(find_records(hidden))
-        env = {**os.environ, "PYTHONPATH": ROOT, "PAPERECG_THREADS": os.environ.get("PAPERECG_THREADS", "2")}
+        threads = int(os.environ.get("PAPERECG_THREADS", "2"))
+        env = {**os.environ, "PYTHONPATH": ROOT, "PAPERECG_THREADS": str(max(1, threads // max(1, a.jobs)))}
         t0 = time.time()
         proc = subprocess.run([sys.executable, os.path.join(ROOT, "run_model.py"), "-d", hidden, "-m", a.model,
-                               "-o", out], cwd=ROOT, env=env, capture_output=True, text=True)
+                               "-o", out, "--jobs", str(a.jobs)], cwd=ROOT, env=env, capture_output=True, text=True)
         wall = time.time() - t0
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
         if proc.returncode != 0:
