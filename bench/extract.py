@@ -3,7 +3,8 @@
 ECG-Image-Kit pages (--eik DIR): the trace mask is drawn from each page's JSON plotted pixels
 (`paperecg.render.eik.load_eik_page`), the lead-name boxes come from the JSON unless --no-boxes; scale,
 layout and baselines are found from the image and mask by `extract_signal`, never read from the JSON
-(the JSON's x_grid / y_grid only measure the scale error). The outputs are written as WFDB records and
+(the JSON's x_grid / y_grid only measure the scale error). A turned page is first put upright, with its mask
+and boxes, by the pipeline's tilt estimate (`rectify_page`, no detector), as run_model does. The outputs are written as WFDB records and
 scored with the project's evaluator (the organizers' metric) against the references in DIR.
 
 Own renders (--own-per-rate N): N PTB-XL records per sampling rate (100, 250, 500 Hz; 250/500 Hz by
@@ -41,6 +42,20 @@ def _json_beside(image_path: str) -> str | None:
     return path if os.path.isfile(path) else None
 
 
+def upright(image: np.ndarray, trace_map: np.ndarray, boxes):
+    """Page, oracle map and boxes turned upright by the pipeline's own tilt estimate (as run_model does before
+    segmenting), so turned pages (ECG-Image-Kit's `rotate`) measure the extractor, not the tilt."""
+    from paperecg.rectify.rectify import rectify_page, rotate_boxes, rotate_image
+
+    rect = rectify_page(image, None)
+    if rect.angle_deg == 0.0:
+        return image, trace_map, boxes
+    grey = np.clip(trace_map * 255.0, 0, 255).astype(np.uint8)
+    turned = rotate_image(np.repeat(grey[:, :, None], 3, axis=2), -rect.angle_deg, fill_rgb=(0, 0, 0))[:, :, 0]
+    return (rect.image, turned.astype(np.float32) / 255.0,
+            rotate_boxes(boxes, -rect.angle_deg, image.shape) if boxes else boxes)
+
+
 def run_eik(folder: str, out_dir: str, use_boxes: bool, soft: bool, limit: int | None, skip: int = 0) -> dict:
     """Extract every ECG-Image-Kit page in `folder`, write outputs to out_dir, score them."""
     from tqdm import tqdm
@@ -63,8 +78,8 @@ def run_eik(folder: str, out_dir: str, use_boxes: bool, soft: bool, limit: int |
         page = load_eik_page(images[0], _json_beside(images[0]), fit_baselines=False)
         trace_map = (page.trace_alpha.astype(np.float32) / 255.0) if soft else page.trace_mask.astype(np.float32)
         t0 = time.perf_counter()
-        ex = extract_signal(trace_map, page.image, info.fs_hz, info.num_samples, info.lead_names,
-                            page.lead_name_boxes() if use_boxes else None)
+        image, trace_map, boxes = upright(page.image, trace_map, page.lead_name_boxes() if use_boxes else None)
+        ex = extract_signal(trace_map, image, info.fs_hz, info.num_samples, info.lead_names, boxes)
         seconds.append(time.perf_counter() - t0)
         with open(_json_beside(images[0])) as f:
             meta = json.load(f)
