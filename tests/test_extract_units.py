@@ -209,3 +209,32 @@ def test_combine_readings_levels_then_averages():
     short[:25] = base[:25] + 0.3  # another row, another baseline estimate
     out = combine_readings([short, long])
     assert np.allclose(out, base)
+
+
+def test_row_span_leaves_out_a_speck_at_the_page_edge():
+    from paperecg.extract.core import _first_last
+
+    valid = np.zeros(2200, bool)
+    valid[2:14] = True  # a speck of the dark border
+    valid[125:2080] = True  # the row
+    assert _first_last(valid) == (2, 2079)
+    assert _first_last(valid, stray_px=20) == (125, 2079)
+    valid[2090:2100] = True  # a speck close to the row's end is kept: the gap is too short to be a border
+    assert _first_last(valid, stray_px=20) == (125, 2099)
+    valid[:] = False
+    valid[0:12] = True  # nothing else: the only stretch is kept
+    assert _first_last(valid, stray_px=20) == (0, 11)
+
+
+def test_off_paper_mask_finds_border_wedges_but_not_ink():
+    from paperecg.extract.paper import off_paper_mask
+
+    img = np.full((400, 600, 3), 235, np.uint8)
+    img[:, :40] = 0  # a black wedge along the left edge (a turned scan's fill)
+    img[200:203, 40:600] = 20  # a dark trace from the wedge to the right edge, 3 px thick
+    img[100:140, 300:340] = 10  # a dark blob inside the page
+    mask = off_paper_mask(img, px_per_mm=8.0)
+    assert mask[:, :40].all() and mask[:, 40:45].all()  # widened by the 1 mm margin
+    assert not mask[201, 60:].any()  # the trace is ink, not background
+    assert not mask[120, 320]  # dark but not reaching the border
+    assert not off_paper_mask(np.full((50, 50, 3), 200, np.uint8), px_per_mm=8.0).any()

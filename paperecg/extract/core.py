@@ -15,6 +15,7 @@ import numpy as np
 from ..geometry import LeadNameBox, PageGeometry
 from ..layouts import canonical_lead_name, lead_index
 from .fit import fit_samples
+from .paper import off_paper_mask
 from .cells import RowCell, cells_from_boxes, cells_from_layout, layout_for_row_count
 from .pulse import PulseInfo, find_pulse
 from .readout import centre_path, sample_path
@@ -22,6 +23,8 @@ from .rows import TrackParams, find_row_centres, row_bands, track_row
 from .runs import Runs, find_runs
 from .scale import GridScale, estimate_grid_scale, estimate_skew, page_size_px_per_mm
 
+# A trace speck at a row's end no longer than this (and 3x as far from the rest) is not part of the row.
+STRAY_MM = 2.5
 
 @dataclass
 class ExtractParams:
@@ -29,6 +32,7 @@ class ExtractParams:
     max_gap_px: float = 1.0  # runs in one column closer than this are one crossing
     min_confidence: float = 0.5  # below this a lead is returned as NaN (0 dB beats a negative score)
     max_abs_mv: float = 8.0  # a lead reaching beyond this is not a plausible ECG: abstain
+    off_paper: bool = True  # ignore trace probability on dark background reaching the image border
     refine: bool = True  # fit the drawn polyline to the column edges (else the slope-aware path)
     deskew: bool = True  # remove a residual page tilt measured on the grid
     pen_search: bool = True  # pick the pen width of the polyline model by the fit's cost
@@ -172,8 +176,12 @@ def isoelectric_row(ys: np.ndarray, bin_px: float = 0.25) -> float:
     return float(0.5 * (edges[i] + edges[i + 1]))
 
 
-def _first_last(valid: np.ndarray, min_len: int = 3) -> tuple[int, int] | None:
-    """First and last index of stretches of at least min_len consecutive True values."""
+def _first_last(valid: np.ndarray, min_len: int = 3, stray_px: float = 0.0) -> tuple[int, int] | None:
+    """First and last index of stretches of at least min_len consecutive True values.
+
+    With stray_px > 0, a stretch at either end no longer than stray_px and set apart from the rest by a gap
+    of at least 3 * stray_px is left out: a speck at the page edge (a photo's border, the dark wedge of a
+    turned scan) must not stretch the row, whose ends fix its time axis."""
     if not valid.any():
         return None
     d = np.diff(np.concatenate([[0], valid.astype(np.int8), [0]]))
@@ -182,7 +190,13 @@ def _first_last(valid: np.ndarray, min_len: int = 3) -> tuple[int, int] | None:
     keep = (e - s) >= min_len
     if not keep.any():
         keep = (e - s) == (e - s).max()
-    return int(s[keep][0]), int(e[keep][-1] - 1)
+    s, e = s[keep], e[keep]
+    if stray_px > 0:
+        while len(s) >= 2 and e[0] - s[0] <= stray_px and s[1] - e[0] >= 3 * stray_px:
+            s, e = s[1:], e[1:]
+        while len(s) >= 2 and e[-1] - s[-1] <= stray_px and s[-1] - e[-2] >= 3 * stray_px:
+            s, e = s[:-1], e[:-1]
+    return int(s[0]), int(e[-1] - 1)
 
 
 def empty_row(centre_y: float) -> RowTrace:
@@ -195,7 +209,8 @@ def build_row(r: int, centres: np.ndarray, top: np.ndarray, bot: np.ndarray, sha
               skew: float, x_mid: float, width_px: float, px_per_sample: float, num_samples: int) -> RowTrace:
     """One printed row: its tracked stretch, its calibration pulse (cut off when the trace map holds it)
     and the x of its first and last sample."""
-    span = _first_last(np.isfinite(top[r]))
+    stray_px = STRAY_MM * geometry.px_per_mm_x
+    span = _first_last(np.isfinite(top[r]), stray_px=stray_px)
     if span is None:
         return empty_row(centres[r])
     c0, c1 = span
@@ -210,7 +225,7 @@ def build_row(r: int, centres: np.ndarray, top: np.ndarray, bot: np.ndarray, sha
     if pulse is not None and _mask_has_pulse(t, b, c0, pulse, geometry):
         # the trace map holds the pulse too: the signal starts at its falling stroke
         t[: int(np.floor(pulse.fall_x)) + 1 - c0] = np.nan
-        span = _first_last(np.isfinite(t))
+        span = _first_last(np.isfinite(t), stray_px=stray_px)
         if span is None:
             return empty_row(centres[r])
         c0, c1 = c0 + span[0], c0 + span[1]
@@ -278,6 +293,8 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
     grid = None
     if geometry is None:
         geometry, grid = page_geometry(image_rgb, (h, w))
+    if image_rgb is not None and params.off_paper:
+        tmap[off_paper_mask(image_rgb, geometry.px_per_mm_y)] = 0.0
     num_samples = int(num_samples)
     runs = find_runs(tmap, params.threshold, params.max_gap_px)
     if len(runs) == 0:
