@@ -233,8 +233,10 @@ def test_off_paper_mask_finds_border_wedges_but_not_ink():
     img[:, :40] = 0  # a black wedge along the left edge (a turned scan's fill)
     img[200:203, 40:600] = 20  # a dark trace from the wedge to the right edge, 3 px thick
     img[100:140, 300:340] = 10  # a dark blob inside the page
+    img[300:307, 100:600] = 0  # a thick pen stroke (7 px, ~0.9 mm) running off the right edge
     mask = off_paper_mask(img, px_per_mm=8.0)
     assert mask[:, :40].all() and mask[:, 40:45].all()  # widened by the 1 mm margin
     assert not mask[201, 60:].any()  # the trace is ink, not background
     assert not mask[120, 320]  # dark but not reaching the border
+    assert not mask[303, 100:590].any()  # thick ink touching the border is still ink
     assert not off_paper_mask(np.full((50, 50, 3), 200, np.uint8), px_per_mm=8.0).any()

@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 
 DARK_LEVEL = 60  # grey level (0..255) below which a pixel can be background rather than paper
-MIN_BLOB_MM = 1.5  # dark blobs thinner than this are ink (traces, text), kept out of the background
+MIN_BLOB_MM = 0.6  # dark strokes thinner than this are ink (traces, text), kept out of the background
+MIN_BACKGROUND_MM = 2.0  # a border region counts as background only if it is this thick somewhere
 
 
 def off_paper_mask(image_rgb: np.ndarray, px_per_mm: float, margin_mm: float = 1.0) -> np.ndarray:
@@ -22,6 +23,14 @@ def off_paper_mask(image_rgb: np.ndarray, px_per_mm: float, margin_mm: float = 1
     n, labels = cv2.connectedComponents(dark, connectivity=4)
     edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     edge = edge[edge > 0]
+    if edge.size:
+        # background is thick somewhere (a wedge widens, a table fills a corner); a thick pen stroke that
+        # happens to touch the border is not
+        from scipy.ndimage import maximum
+
+        depth = cv2.distanceTransform(dark, cv2.DIST_L2, 3)
+        thickest = np.asarray(maximum(depth, labels, index=edge))
+        edge = edge[thickest >= 0.5 * MIN_BACKGROUND_MM * px_per_mm]
     out = np.isin(labels, edge).astype(np.uint8)
     m = max(1, int(round(margin_mm * px_per_mm)))
     out = cv2.dilate(out, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * m + 1, 2 * m + 1)))
