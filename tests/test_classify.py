@@ -189,6 +189,7 @@ def test_missing_class_never_predicted_and_survives_save_load(tmp_path):
     trained = [c != "Acute MI" for c in CLASSES]
     clf = _tiny_classifier(trained)
     clf.cfg.thresholds_fused = [0.0 if tr else float("inf") for tr in trained]  # everything trained fires
+    clf.cfg.fusion_weight_signal = 0.5  # both branches count, so the fused thresholds decide
     clf.save(str(tmp_path))
     raw = json.load(open(tmp_path / "config.json"))
     assert raw["thresholds_fused"][CLASSES.index("Acute MI")] is None  # valid JSON, no Infinity
@@ -238,3 +239,20 @@ def test_unknown_demographics_are_imputed_with_the_training_mean():
     assert torch.isfinite(a).all() and torch.allclose(a, b)
     f = side_features(x, 80.0, "Male")
     assert f[-4] == pytest.approx(0.8) and f[-3] == 1 and f[-2] == 1 and f[-1] == 0
+
+
+def test_image_branch_read_only_when_it_counts(monkeypatch):
+    """With fusion weight 1 the image branch is skipped while a signal answers; it stands in without one."""
+    clf = _tiny_classifier([True] * len(CLASSES))
+    calls = []
+    real = clf.image_probs
+    monkeypatch.setattr(clf, "image_probs", lambda images: calls.append(1) or real(images))
+    img = np.full((60, 80, 3), 255, np.uint8)
+    clf.cfg.fusion_weight_signal = 1.0
+    clf.predict([img], _spike_ecg(70, 500.0), _header())
+    assert calls == []
+    clf.predict([img], None, _header())
+    assert calls == [1]
+    clf.cfg.fusion_weight_signal = 0.7
+    clf.predict([img], _spike_ecg(70, 500.0), _header())
+    assert calls == [1, 1]

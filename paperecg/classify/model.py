@@ -169,5 +169,7 @@ class Classifier:
     def predict(self, images_rgb: list[np.ndarray], signal: np.ndarray | None, header) -> list[str]:
         """Labels for one record: page images (uint8 RGB, several are averaged), the digitized signal
         (num_samples, num_leads) mV in header order with NaN where not drawn, and its HeaderInfo."""
-        p = self.branch_probs(images_rgb, signal, header)
-        return self.decide_probs(p["signal"], p["image"])
+        p_signal = self.signal_probs(signal, header.fs_hz, header.lead_names, header.age, header.sex)
+        # the image branch is read only when it counts: fused in, or standing in for a missing signal
+        needed = p_signal is None or self.cfg.fusion_weight_signal < 1.0
+        return self.decide_probs(p_signal, self.image_probs(images_rgb or []) if needed else None)
