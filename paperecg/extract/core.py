@@ -28,7 +28,7 @@ STRAY_MM = 2.5
 
 @dataclass
 class ExtractParams:
-    threshold: float = 0.5  # trace probability that counts as trace
+    threshold: float = 0.7  # trace probability that counts as trace (0.7 beat 0.3-0.6 and 0.8 on eik-dev pages)
     max_gap_px: float = 1.0  # runs in one column closer than this are one crossing
     min_confidence: float = 0.5  # below this a lead is returned as NaN (0 dB beats a negative score)
     max_abs_mv: float = 8.0  # a lead reaching beyond this is not a plausible ECG: abstain
