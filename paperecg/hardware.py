@@ -33,13 +33,14 @@ class Profile:
         return asdict(self)
 
 
-def _cuda_available() -> bool:
+def cuda_device_count() -> int:
+    """Visible CUDA devices; 0 when torch is missing or its CUDA runtime is broken (CPU it is)."""
     try:
         import torch
 
-        return torch.cuda.is_available()
-    except Exception:  # torch missing or broken CUDA runtime: CPU it is
-        return False
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:
+        return 0
 
 
 COMPONENTS = ("detector", "segmenter", "classifier")
@@ -53,7 +54,7 @@ PROFILES = {
 
 
 def select_profile() -> Profile:
-    name = os.environ.get("PAPERECG_PROFILE") or ("gpu" if _cuda_available() else "cpu")
+    name = os.environ.get("PAPERECG_PROFILE") or ("gpu" if cuda_device_count() > 0 else "cpu")
     if name not in PROFILES:
         raise ValueError(f"PAPERECG_PROFILE={name!r}: choose one of {sorted(PROFILES)}")
     prof = PROFILES[name]

@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 
+from ..hardware import cuda_device_count
+
 JOBS_ENV = "PAPERECG_JOBS"
 
 
@@ -38,15 +40,6 @@ def jobs_requested(flag: int | None) -> int:
     return max(1, int(os.environ.get(JOBS_ENV, "1") or 1))
 
 
-def _gpu_count() -> int:
-    try:
-        import torch
-
-        return torch.cuda.device_count() if torch.cuda.is_available() else 0
-    except Exception:  # no torch or a broken CUDA runtime: CPU workers
-        return 0
-
-
 def worker_env(index: int, jobs: int, gpus: int, base: dict[str, str] | None = None) -> dict[str, str]:
     """Environment of worker `index`: one GPU each in turn, or an even share of the CPU threads."""
     env = dict(os.environ if base is None else base)
@@ -59,7 +52,7 @@ def worker_env(index: int, jobs: int, gpus: int, base: dict[str, str] | None = N
 
 def run_sharded(script: str, argv: list[str], jobs: int) -> int:
     """Run `script argv --shard i/jobs` for every i at once; returns 0 if every worker succeeded."""
-    gpus = _gpu_count()
+    gpus = cuda_device_count()
     procs = [subprocess.Popen([sys.executable, script, *argv, "--shard", f"{i}/{jobs}"],
                               env=worker_env(i, jobs, gpus)) for i in range(jobs)]
     codes = [p.wait() for p in procs]

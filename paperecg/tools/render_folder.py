@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import sys
-import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import cv2
