@@ -59,8 +59,8 @@ def test_segmenter_mode_rectifies_then_segments(tmp_path):
     from paperecg.tools.extract_folder import extract_record
 
     class DarkInk:
-        def predict(self, image_rgb):
-            return (image_rgb.astype(np.float32).mean(axis=2) < 90).astype(np.float32)
+        def predict_work(self, image_rgb):
+            return (image_rgb.astype(np.float32).mean(axis=2) < 90).astype(np.float32), 1.0
 
     data = tmp_path / "data"
     data.mkdir()

@@ -15,6 +15,7 @@ import numpy as np
 from ..geometry import LeadNameBox, PageGeometry
 from ..layouts import canonical_lead_name, lead_index
 from .fit import fit_samples
+from .ink import ink_score_map
 from .paper import off_paper_mask
 from .cells import RowCell, cells_from_boxes, cells_from_layout, layout_for_row_count
 from .pulse import PulseInfo, find_pulse
@@ -29,6 +30,8 @@ STRAY_MM = 2.5
 @dataclass
 class ExtractParams:
     threshold: float = 0.7  # trace probability that counts as trace (0.7 beat 0.3-0.6 and 0.8 on eik-dev pages)
+    ink: bool = True  # sharpen a map coarser than the page with the page's ink (extract/ink.py)
+    ink_threshold: float = 0.85  # ink score that counts as trace (0.85 of the trace's ink level)
     max_gap_px: float = 1.0  # runs in one column closer than this are one crossing
     min_confidence: float = 0.5  # below this a lead is returned as NaN (0 dB beats a negative score)
     max_abs_mv: float = 8.0  # a lead reaching beyond this is not a plausible ECG: abstain
@@ -284,6 +287,8 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
     """Calibrated signals of one page: (num_samples, len(lead_names)) mV in the given lead order."""
     params = params or ExtractParams()
     tmap = np.nan_to_num(np.asarray(trace_map, dtype=np.float32), nan=0.0)
+    # a map coarser than the page (the segmenter's working frame) is sharpened with the page's ink below
+    coarse = image_rgb is not None and tmap.shape[0] * tmap.shape[1] < 0.9 * image_rgb.shape[0] * image_rgb.shape[1]
     if image_rgb is not None and tuple(image_rgb.shape[:2]) != tmap.shape:
         # a map at another resolution is brought onto the page's pixels (scale and pulses are measured there)
         import cv2
@@ -296,7 +301,12 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
     if image_rgb is not None and params.off_paper:
         tmap[off_paper_mask(image_rgb, geometry.px_per_mm_y)] = 0.0
     num_samples = int(num_samples)
-    runs = find_runs(tmap, params.threshold, params.max_gap_px)
+    threshold = params.threshold
+    if params.ink and coarse:
+        score = ink_score_map(tmap, image_rgb, geometry.px_per_mm_y)
+        if score is not None:
+            tmap, threshold = score, params.ink_threshold
+    runs = find_runs(tmap, threshold, params.max_gap_px)
     if len(runs) == 0:
         return empty_extraction(num_samples, lead_names, geometry, "empty trace map")
     # a residual tilt (after upstream rotation correction) makes rows drift: shear it out of the runs

@@ -68,7 +68,8 @@ class Digitizer:
 
     def digitize_page(self, page: PageImage, header: HeaderInfo) -> PageResult:
         rect = rectify_page(page.rgb, self.detector)
-        trace_map = self.segmenter.predict(rect.image)
+        # the working-frame map: extract_signal brings it onto the page and sharpens it with the page's ink
+        trace_map, _ = self.segmenter.predict_work(rect.image)
         ext = extract_signal(trace_map, rect.image, header.fs_hz, header.num_samples, header.lead_names,
                              rect.lead_name_boxes or None)
         return PageResult(page, rect, ext)

@@ -60,11 +60,12 @@ def best_per_lead(signals: list[np.ndarray], confidences: list[dict[str, float]]
 
 
 def segment_page(image: np.ndarray, segmenter, detector=None) -> tuple[np.ndarray, np.ndarray, list[LeadNameBox]]:
-    """Rectify (upright, untilted) then segment: (trace map, rectified image, lead-name boxes)."""
+    """Rectify (upright, untilted) then segment: (working-frame trace map, rectified image, lead-name boxes);
+    extract_signal brings the map onto the page and sharpens it with the page's ink."""
     from ..rectify import rectify_page
 
     rect = rectify_page(image, detector)
-    return segmenter.predict(rect.image), rect.image, list(rect.lead_name_boxes or [])
+    return segmenter.predict_work(rect.image)[0], rect.image, list(rect.lead_name_boxes or [])
 
 
 def extract_record(record: str, maps: str, suffix: str = "_mask.png", use_boxes: bool = True,
