@@ -4,13 +4,15 @@
 
 Signal branch input: by default the folder's own reference signal, which is masked like the page (NaN where
 not plotted) -- an ORACLE digitization, reported as signal_source "oracle-masked-reference". With
---signal-dir the signals come from a digitizer's output folder (same relative record names).
+--signal-dir the signals come from a digitizer's output folder (same relative record names). The classifier
+sees no age or sex (as on the organizers' hidden headers) unless --demographics.
 The fused labels are written as challenge outputs and scored with the project's evaluate_model.py when it
 exists (else paperecg.score, else the same macro F computed here). Last line: one JSON object.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -68,6 +70,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--signal-dir", default=None, help="digitized signals (default: masked reference = oracle)")
     ap.add_argument("--limit", type=int, default=None, help="first N records only")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--demographics", action="store_true",
+                    help="let the classifier see age and sex (hidden test headers have neither; default: hidden)")
     a = ap.parse_args(argv)
 
     import torch
@@ -91,7 +95,9 @@ def main(argv: list[str] | None = None) -> dict:
                 signal, _ = load_signal(src)
             except Exception:
                 signal = None
-            probs = clf.branch_probs(pages, signal, info)
+            # the organizers' hidden headers carry no demographics: classify as run_model would see the record
+            seen = info if a.demographics else dataclasses.replace(info, age=None, sex=None)
+            probs = clf.branch_probs(pages, signal, seen)
             labels = clf.decide_probs(probs["signal"], probs["image"])
             truth.append(info.labels)
             zero = np.zeros(len(CLASSES))
@@ -117,6 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
         "model": os.path.abspath(a.model),
         "records": len(truth),
         "signal_source": "digitized:" + os.path.abspath(a.signal_dir) if a.signal_dir else "oracle-masked-reference",
+        "demographics": bool(a.demographics),
         "macro_f": clean(f_eval if f_eval is not None else f_fused_local),
         "scorer": scorer if f_eval is not None else "paperecg.classify.thresholds.macro_f",
         "macro_f_local": clean(f_fused_local),

@@ -25,7 +25,7 @@ def test_a_coarse_map_reads_out_better_with_the_page_ink():
     snr = {}
     for ink in (False, True):
         ex = extract_signal(coarse, page.image, fs_hz, signal.shape[0], LEADS_12, boxes,
-                            params=ExtractParams(ink=ink))
+                            params=ExtractParams() if ink else ExtractParams(ink=None))
         ref = np.full(signal.shape, np.nan)
         for trace in page.leads:
             j = LEADS_12.index(trace.name)

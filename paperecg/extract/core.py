@@ -15,7 +15,7 @@ import numpy as np
 from ..geometry import LeadNameBox, PageGeometry
 from ..layouts import canonical_lead_name, lead_index
 from .fit import fit_samples
-from .ink import ink_score_map
+from .ink import InkParams, ink_score_map
 from .paper import off_paper_mask
 from .cells import RowCell, cells_from_boxes, cells_from_layout, layout_for_row_count
 from .pulse import PulseInfo, find_pulse
@@ -30,8 +30,8 @@ STRAY_MM = 2.5
 @dataclass
 class ExtractParams:
     threshold: float = 0.7  # trace probability that counts as trace (0.7 beat 0.3-0.6 and 0.8 on eik-dev pages)
-    ink: bool = True  # sharpen a map coarser than the page with the page's ink (extract/ink.py)
-    ink_threshold: float = 0.85  # ink score that counts as trace (0.85 of the trace's ink level)
+    # a map coarser than the page is sharpened with the page's ink (extract/ink.py); None: read it as it is
+    ink: InkParams | None = field(default_factory=InkParams)
     max_gap_px: float = 1.0  # runs in one column closer than this are one crossing
     min_confidence: float = 0.5  # below this a lead is returned as NaN (0 dB beats a negative score)
     max_abs_mv: float = 8.0  # a lead reaching beyond this is not a plausible ECG: abstain
@@ -302,10 +302,10 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
         tmap[off_paper_mask(image_rgb, geometry.px_per_mm_y)] = 0.0
     num_samples = int(num_samples)
     threshold = params.threshold
-    if params.ink and coarse:
-        score = ink_score_map(tmap, image_rgb, geometry.px_per_mm_y)
+    if params.ink is not None and coarse:
+        score = ink_score_map(tmap, image_rgb, geometry.px_per_mm_y, params.ink)
         if score is not None:
-            tmap, threshold = score, params.ink_threshold
+            tmap, threshold = score, params.ink.threshold
     runs = find_runs(tmap, threshold, params.max_gap_px)
     if len(runs) == 0:
         return empty_extraction(num_samples, lead_names, geometry, "empty trace map")
