@@ -95,3 +95,17 @@ def test_folds_are_stratified_for_rare_classes():
     folds = make_folds(y, 4, seed=0)
     assert sorted(folds[:4].tolist()) == [0, 1, 2, 3]
     assert np.bincount(folds, minlength=4).min() >= 9
+
+
+def test_training_draws_sometimes_hide_demographics():
+    """Hidden test headers have no age or sex: the signal branch must learn to do without them too."""
+    from paperecg.classify.signal_data import NUM_RHYTHM_FEATURES
+    from paperecg.classify.train import SignalTrainSet
+    from paperecg.records.synthetic import synthetic_ecg
+
+    x = synthetic_ecg(100.0, seed=1).T.astype(np.float32)
+    ds = SignalTrainSet([x] * 40, [(63.0, "Male")] * 40, np.zeros((40, len(CLASSES)), np.float32), seed=0)
+    age = np.array([ds[i][1][NUM_RHYTHM_FEATURES] for i in range(40)])
+    hidden = np.isnan(age)
+    assert 5 <= hidden.sum() <= 35  # about half of the draws
+    assert np.allclose(age[~hidden], 0.63)
