@@ -1,6 +1,7 @@
 """extract_signal: a page's trace map (+ image, + optional lead-name boxes) -> (num_samples, num_leads) mV.
 
-Order of work: scale from the grid (or page size) -> runs of trace pixels per column -> printed rows and a
+Order of work: scale from the grid (or page size) -> a map coarser than the page sharpened with the page's
+ink (ink.py) -> runs of trace pixels per column -> printed rows and a
 Viterbi track of each -> calibration pulses (gain, zero level, where the signal starts) -> cells (lead and
 time window of each stretch of a row) -> sub-pixel sample phase -> polyline fit of each row to its column
 edges (inverse rendering), started from the slope-aware centre-line path -> mV at the record's sample
