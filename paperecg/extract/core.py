@@ -28,6 +28,7 @@ from .scale import GridScale, estimate_grid_scale, estimate_skew, page_size_px_p
 # A trace speck at a row's end no longer than this (and 3x as far from the rest) is not part of the row.
 STRAY_MM = 2.5
 
+
 @dataclass
 class ExtractParams:
     threshold: float = 0.7  # trace probability that counts as trace (0.7 beat 0.3-0.6 and 0.8 on eik-dev pages)
