@@ -87,9 +87,24 @@ def _rand_rgb(rng: np.random.Generator, lo: int, hi: int) -> RGB:
     return tuple(int(v) for v in rng.integers(lo, hi + 1, size=3))
 
 
+def _eik_grid(rng: np.random.Generator) -> tuple[RGB, RGB]:
+    """Grid colours as ECG-Image-Kit draws them (channel ranges measured on its JSON, 136 pages): dark,
+    saturated lines, the major red channel in 0..0.8, green and blue in 0..0.5; the minor red a little
+    lighter than the major, its green and blue drawn anew in 0..0.7, so the minor grid is sometimes the
+    darker one and sometimes as dark as the trace."""
+    r_major = rng.uniform(0.0, 0.8)
+    major = (r_major, rng.uniform(0.0, 0.5), rng.uniform(0.0, 0.5))
+    minor = (r_major + (1.0 - r_major) * rng.uniform(0.0, 0.4), rng.uniform(0.0, 0.7), rng.uniform(0.0, 0.7))
+    return tuple(int(255 * c) for c in minor), tuple(int(255 * c) for c in major)
+
+
 def _random_grid(rng: np.random.Generator) -> tuple[RGB, RGB]:
-    names = list(GRID_PRESETS)
-    if rng.random() < 0.8:
+    """(minor, major): a jittered preset, ECG-Image-Kit's dark random colours, or a random hue."""
+    u = rng.random()
+    if u < 0.35:
+        return _eik_grid(rng)
+    if u < 0.85:
+        names = list(GRID_PRESETS)
         minor, major = GRID_PRESETS[names[rng.integers(len(names))]]
         jitter = rng.integers(-12, 13, size=3)
         minor = tuple(int(np.clip(c + j, 0, 255)) for c, j in zip(minor, jitter))
