@@ -68,12 +68,18 @@ def evaluate(samples, detector, threads: int) -> dict:
         errs.append(abs(rect.angle_deg - angle))
         lines_errs.append(abs(estimate_tilt_from_lines(image).angle_deg - angle))
         if detector is not None:
-            low = detector.detect(image, conf_threshold=min(SWEEP_THRESHOLDS))
-            found = [b for b in low if b.score >= detector.config.conf_threshold]
+            # what the pipeline uses: the reading above the configured threshold, named by the layout
+            low, low_scores = detector.detect_raw(image, conf_threshold=min(SWEEP_THRESHOLDS))
+
+            def named_above(thr: float) -> list[LeadNameBox]:
+                keep = [i for i, b in enumerate(low) if b.score >= thr]
+                return detector.name_boxes([low[i] for i in keep], low_scores[keep])
+
+            found = named_above(detector.config.conf_threshold)
             tp += match_names(truth, found)
             n_found += len(found)
             for thr, acc in sweep.items():
-                kept = [b for b in low if b.score >= thr]
+                kept = named_above(thr)
                 acc[0] += match_names(truth, kept)
                 acc[1] += len(kept)
             fit = fit_tilt_from_boxes(found)

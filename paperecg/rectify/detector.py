@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..geometry import Box, LeadNameBox
+from .names import assign_layout_names
 from .yolo import CLASS_NAMES, MODEL_YAML, SETTINGS_SUBDIR, import_ultralytics
 
 WEIGHTS_FILE = "detector.safetensors"
@@ -30,9 +31,10 @@ class DetectorConfig:
     class_names: tuple[str, ...] = CLASS_NAMES
     page_long_side_px: int = 1024  # detection scale: the page's long side in pixels
     crop_px: int = 256  # training crop size at detection scale (small crops: more steps per CPU minute)
-    conf_threshold: float = 0.25
+    conf_threshold: float = 0.1  # low: the layout decoding (names.py) drops what fits no printed cell
     nms_iou: float = 0.5
     max_detections: int = 60
+    layout_names: bool = True  # rename detections after the best-fitting printed layout (names.py)
     # provenance
     trained_minutes: float = 0.0
     train_pages: int = 0
@@ -81,9 +83,10 @@ def letterbox(image_rgb: np.ndarray, long_side_px: int) -> tuple[np.ndarray, flo
 
 
 def decode_predictions(pred: np.ndarray, conf_threshold: float, nms_iou: float, max_detections: int
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(4 + nc, N) network output (cx, cy, w, h, class scores) -> boxes xyxy, scores, class ids after
-    class-agnostic NMS (a spot on the page carries one name, so 'II' and 'III' must not both survive)."""
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(4 + nc, N) network output (cx, cy, w, h, class scores) -> boxes xyxy, scores, class ids and every
+    class's score (n, nc) after class-agnostic NMS (a spot on the page carries one name, so 'II' and 'III'
+    must not both survive)."""
     import torch
     import torchvision
 
@@ -91,13 +94,13 @@ def decode_predictions(pred: np.ndarray, conf_threshold: float, nms_iou: float, 
     cls_id = cls.argmax(1)
     score = cls[np.arange(len(cls)), cls_id]
     keep = score >= conf_threshold
-    xywh, score, cls_id = xywh[keep], score[keep], cls_id[keep]
+    xywh, score, cls_id, cls = xywh[keep], score[keep], cls_id[keep], cls[keep]
     xyxy = np.concatenate([xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2], axis=1)
     if len(xyxy) == 0:
-        return xyxy.reshape(0, 4), score, cls_id
+        return xyxy.reshape(0, 4), score, cls_id, cls.reshape(0, pred.shape[0] - 4)
     idx = torchvision.ops.nms(torch.from_numpy(xyxy).float(), torch.from_numpy(score).float(), nms_iou)
     idx = idx.numpy()[:max_detections]
-    return xyxy[idx], score[idx], cls_id[idx]
+    return xyxy[idx], score[idx], cls_id[idx], cls[idx]
 
 
 class LeadNameDetector:
@@ -132,8 +135,10 @@ class LeadNameDetector:
         with open(model_dir / CONFIG_FILE, "w") as f:
             json.dump(self.config.to_json(), f, indent=2)
 
-    def detect(self, image_rgb: np.ndarray, conf_threshold: float | None = None) -> list[LeadNameBox]:
-        """Lead names on the page, boxes in the page's own pixels, best score first."""
+    def detect_raw(self, image_rgb: np.ndarray, conf_threshold: float | None = None
+                   ) -> tuple[list[LeadNameBox], np.ndarray]:
+        """The network's reading: boxes in the page's own pixels named by their best class, best score first,
+        and every class's score per box (n, classes)."""
         import torch
 
         cfg = self.config
@@ -144,8 +149,20 @@ class LeadNameDetector:
             out = self.network(x.to(device))
         pred = (out[0] if isinstance(out, (list, tuple)) else out)[0].float().cpu().numpy()
         thr = cfg.conf_threshold if conf_threshold is None else conf_threshold
-        xyxy, score, cls_id = decode_predictions(pred, thr, cfg.nms_iou, cfg.max_detections)
+        xyxy, score, cls_id, cls_scores = decode_predictions(pred, thr, cfg.nms_iou, cfg.max_detections)
         h, w = np.asarray(image_rgb).shape[:2]
         xyxy = np.clip(xyxy / scale, 0.0, [w, h, w, h])  # padding and page edge: keep boxes on the page
-        return [LeadNameBox(cfg.class_names[int(c)], Box(*map(float, b)), float(s))
-                for b, s, c in zip(xyxy, score, cls_id)]
+        boxes = [LeadNameBox(cfg.class_names[int(c)], Box(*map(float, b)), float(s))
+                 for b, s, c in zip(xyxy, score, cls_id)]
+        return boxes, cls_scores
+
+    def name_boxes(self, boxes: list[LeadNameBox], cls_scores: np.ndarray) -> list[LeadNameBox]:
+        """Raw detections -> the names to use: renamed after the printed layout when config.layout_names."""
+        if not self.config.layout_names:
+            return list(boxes)
+        return assign_layout_names(boxes, cls_scores, tuple(self.config.class_names))
+
+    def detect(self, image_rgb: np.ndarray, conf_threshold: float | None = None) -> list[LeadNameBox]:
+        """Lead names on the page, boxes in the page's own pixels, best score first (detect_raw, then
+        name_boxes)."""
+        return self.name_boxes(*self.detect_raw(image_rgb, conf_threshold))

@@ -1,0 +1,160 @@
+"""Lead names from the page's layout: the detector finds where names are printed far more reliably than which
+name each one is ('aVR'/'aVL'/'aVF', 'I'/'II'/'III' and 'V1'..'V6' differ by a letter or a digit), while
+the grid they sit on says which is which. Decoding picks the standard layout, and the mapping of the found
+rows and columns of names onto its rows and columns, that agrees best with the detector's class scores, then
+renames every detection after the cell it sits in.
+
+Names of one column are left-aligned and names of one row share a baseline, so after the page's tilt is
+turned back (fitted from the boxes, names ignored) rows and columns are clusters of box positions.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from ..geometry import LeadNameBox
+from ..layouts import LAYOUTS, Layout
+from .tilt import fit_tilt_from_boxes
+
+ROW_GAP_HEIGHTS = 0.7  # a new row starts where box centres jump by more than this many name heights
+COL_GAP_HEIGHTS = 2.0  # a new column starts where left edges jump by more than this many name heights
+PLACE_WEIGHT = 0.5  # what placing a box in a printed cell earns, per unit of its strength
+ASSIGN_COST = 0.02  # a box must earn more than this for its cell to be worth taking
+MIN_BOXES = 3  # fewer boxes carry too little structure to decode
+MAX_COLUMNS = 6  # column clusters searched (the strongest); layouts print at most 4 columns of names
+
+
+def cluster_1d(values: np.ndarray, gap: float) -> np.ndarray:
+    """Cluster index per value (0 = smallest), a new cluster wherever sorted values jump by more than gap."""
+    order = np.argsort(values)
+    labels = np.empty(len(values), np.int64)
+    k = 0
+    for pos, i in enumerate(order):
+        if pos > 0 and values[i] - values[order[pos - 1]] > gap:
+            k += 1
+        labels[i] = k
+    return labels
+
+
+def layout_cells(layout: Layout, class_names: tuple[str, ...]) -> np.ndarray:
+    """(rows, cols) class index of the name printed in each cell; -1 where none is printed."""
+    cells = np.full((layout.num_rows, layout.num_cols), -1, np.int64)
+    index = {n: i for i, n in enumerate(class_names)}
+    for cell in layout.cells():
+        cells[cell.row, cell.col] = index.get(cell.lead, -1)
+    return cells
+
+
+def _monotone_maps(num_found: int, num_slots: int):
+    """Every order-keeping assignment of found clusters to slots (a cluster may map to no slot: -1)."""
+    for used in range(min(num_found, num_slots), 0, -1):
+        for which in itertools.combinations(range(num_found), used):
+            for slots in itertools.combinations(range(num_slots), used):
+                m = np.full(num_found, -1, np.int64)
+                m[list(which)] = slots
+                yield m
+
+
+def _align_rows(gain: np.ndarray) -> tuple[float, np.ndarray]:
+    """Best order-keeping assignment of found rows (gain's rows) to layout rows (its columns), each found row
+    to at most one layout row and back, by dynamic programming; (total gain, layout row per found row or -1)."""
+    k_rows, s_rows = gain.shape
+    best = np.zeros((k_rows + 1, s_rows + 1))
+    step = np.zeros((k_rows + 1, s_rows + 1), np.int8)  # 0 skip found row, 1 skip layout row, 2 match
+    for k in range(1, k_rows + 1):
+        best[k, 0] = 0.0
+    for k in range(1, k_rows + 1):
+        for s in range(1, s_rows + 1):
+            options = (best[k - 1, s], best[k, s - 1], best[k - 1, s - 1] + gain[k - 1, s - 1])
+            step[k, s] = int(np.argmax(options))
+            best[k, s] = options[step[k, s]]
+    mapping = np.full(k_rows, -1, np.int64)
+    k, s = k_rows, s_rows
+    while k > 0 and s > 0:
+        if step[k, s] == 2:
+            mapping[k - 1] = s - 1
+            k, s = k - 1, s - 1
+        elif step[k, s] == 1:
+            s -= 1
+        else:
+            k -= 1
+    return float(best[k_rows, s_rows]), mapping
+
+
+def decode_layout(boxes: list[LeadNameBox], scores: np.ndarray, class_names: tuple[str, ...],
+                  layouts: list[Layout] | None = None) -> tuple[str | None, np.ndarray, np.ndarray]:
+    """(layout name, class index per box, cell per box) of the layout and placement that best explain the
+    boxes; boxes outside every cell get class and cell -1. (None, argmax classes, -1s) when there is too
+    little to decode.
+
+    A box placed in a printed cell earns PLACE_WEIGHT times its strength (its best class score: how sure the
+    detector is that some name is printed there) plus its score for the cell's name. The first term makes the
+    grid itself the main evidence (the true placement puts every real name in a cell, a shifted one leaves
+    rows or columns over), the second picks among placements and layouts that fit the grid equally well."""
+    n = len(boxes)
+    fallback = (None, scores.argmax(1) if n else np.zeros(0, np.int64), np.full(n, -1, np.int64))
+    if n < MIN_BOXES:
+        return fallback
+    strength = scores.max(1)
+    tilt = fit_tilt_from_boxes(boxes)
+    a = math.radians(tilt.angle_deg if tilt.num_pairs else 0.0)
+    cy = np.array([b.box.cy for b in boxes])
+    x0 = np.array([b.box.x0 for b in boxes])
+    # turn the anchors back by the tilt (as tilt._derotate): rows share y, columns share the left edge
+    x_up = x0 * math.cos(a) - cy * math.sin(a)
+    y_up = x0 * math.sin(a) + cy * math.cos(a)
+    h = float(np.median([max(b.box.height, 1.0) for b in boxes]))
+    row_of = cluster_1d(y_up, ROW_GAP_HEIGHTS * h)
+    col_of = cluster_1d(x_up, COL_GAP_HEIGHTS * h)
+    # stray detections (header text, grid texture) make columns of their own: keep the strongest columns
+    col_strength = np.bincount(col_of, weights=strength)
+    kept_cols = np.sort(np.argsort(-col_strength)[:MAX_COLUMNS])
+    col_rank = np.full(len(col_strength), -1, np.int64)
+    col_rank[kept_cols] = np.arange(len(kept_cols))
+    col_of = col_rank[col_of]  # -1: a box in a dropped column
+    n_rows, n_cols = int(row_of.max()) + 1, len(kept_cols)
+    idx = np.arange(n)
+    best_total, best = 0.0, fallback
+    for layout in layouts or list(LAYOUTS.values()):
+        cells = layout_cells(layout, class_names)
+        for col_map in _monotone_maps(n_cols, cells.shape[1]):
+            box_col = np.where(col_of >= 0, col_map[np.maximum(col_of, 0)], -1)
+            # gain[k, s]: what putting found row k on layout row s earns
+            gain = np.zeros((n_rows, cells.shape[0]))
+            for s in range(cells.shape[0]):
+                cls = np.where(box_col >= 0, cells[s, np.maximum(box_col, 0)], -1)
+                earn = PLACE_WEIGHT * strength + scores[idx, np.maximum(cls, 0)] - ASSIGN_COST
+                np.add.at(gain[:, s], row_of, np.where(cls >= 0, np.maximum(earn, 0.0), 0.0))
+            total, row_map = _align_rows(gain)
+            if total > best_total + 1e-9:
+                box_row = row_map[row_of]
+                ok = (box_row >= 0) & (box_col >= 0)
+                # once rows and columns are placed, every box in a printed cell takes its name, however
+                # little of that name's score the detector gave it ('III' read as 'II' is the usual case)
+                cls = np.where(ok, cells[np.maximum(box_row, 0), np.maximum(box_col, 0)], -1)
+                cell = np.where(cls >= 0, box_row * cells.shape[1] + box_col, -1)
+                best_total, best = total, (layout.name, cls, cell)
+    return best
+
+
+def assign_layout_names(boxes: list[LeadNameBox], scores: np.ndarray, class_names: tuple[str, ...]
+                        ) -> list[LeadNameBox]:
+    """Rename detections after the best-fitting layout's cells. A renamed box keeps the detector's best class
+    score as its score (how sure it is that a name is printed there); boxes outside every cell are dropped, and
+    of two boxes in one cell the stronger stays. Returns the boxes unchanged when there is too little to
+    decode (fewer than MIN_BOXES)."""
+    if len(boxes) < MIN_BOXES:
+        return list(boxes)
+    layout, cls, cell = decode_layout(boxes, scores, class_names)
+    if layout is None:
+        return list(boxes)
+    best_in_cell: dict[int, int] = {}
+    strength = scores.max(1)
+    for i, c in enumerate(cell):
+        if c >= 0 and (c not in best_in_cell or strength[i] > strength[best_in_cell[c]]):
+            best_in_cell[int(c)] = i
+    keep = sorted(best_in_cell.values(), key=lambda i: -strength[i])
+    return [replace(boxes[i], name=class_names[cls[i]], score=float(strength[i])) for i in keep]
