@@ -82,6 +82,10 @@ def test_truetype_names_replace_hershey_names():
         b = t.text_box
         ink = gray[int(b.y0) + 1:int(np.ceil(b.y1)), int(b.x0) + 1:int(np.ceil(b.x1))]
         assert ink.size and ink.min() < 100  # the new glyphs are inside the new box
+    # ECG-Image-Kit's convention (DejaVu Sans, 200 dpi): 'I' 8 px wide in a 29 px high box, 'aVR' 60 px
+    boxes = {t.name: t.text_box for t in new.leads if t.text_box is not None}
+    assert boxes["I"].width / boxes["I"].height == pytest.approx(8.5 / 29, abs=0.06)
+    assert boxes["aVR"].width / boxes["aVR"].height == pytest.approx(60 / 29, abs=0.15)
 
 
 def test_render_training_page_labels_follow_rotation():

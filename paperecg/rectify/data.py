@@ -1,10 +1,12 @@
 """Training data for the lead-name detector: rendered pages -> crops at detection scale -> YOLO folders.
 
 Label convention: ECG-Image-Kit's `text_bounding_box` (matplotlib's extent of the text line), since that is
-what the benchmark scores against. Measured on its clean pages (DejaVu Sans, 200 dpi, ink height h = 22 px,
-box 29 px high): relative to a name's ink box the label box reaches 0.13 h further left, 0 h higher, 0.16 h
-further right and 0.32 h lower (room for descenders). Our renderer reports ink boxes, so they are padded by
-that rule before augmentation (augmentation then turns the padded box with the page, as the generator does).
+what the benchmark scores against. On its clean pages (DejaVu Sans, 200 dpi, em 30 px) a box spans the
+name's advance width (pen origin to pen + advance: 'I' 8-9 px, 'aVR' 60 px) and from the cap top to the
+font's descent below the baseline (29 px). Names redrawn in DejaVu Sans get exactly that box. For the
+Hershey names of our renderer, which report ink boxes (ink height h), the box is the ink box padded by what
+was measured for typical names: 0.13 h further left, 0 h higher, 0.16 h further right and 0.32 h lower.
+Augmentation then turns the box with the page, as the generator does.
 
 Font variety: our renderer writes names in a Hershey font, ECG-Image-Kit and most printers in a sans-serif
 TrueType face; a share of pages gets its names redrawn with DejaVu Sans (shipped with matplotlib).
@@ -80,7 +82,8 @@ def redraw_names_truetype(page, plain_image: np.ndarray, rng: np.random.Generato
     """Replace the page's Hershey names with DejaVu Sans names of about the same cap height.
 
     `plain_image` is the same page rendered without names (the renderer is deterministic), so nothing of the
-    old glyphs is left. Each name's ink top-left stays where it was; text_box becomes the new ink box."""
+    old glyphs is left. Each name's ink top-left stays where it was; text_box becomes the new name's label box
+    in ECG-Image-Kit's convention (advance width, cap top to descent), so it needs no padding."""
     from PIL import Image, ImageDraw
 
     img = Image.fromarray(plain_image)
@@ -95,11 +98,14 @@ def redraw_names_truetype(page, plain_image: np.ndarray, rng: np.random.Generato
             continue
         cap_px = max(4.0, t.text_box.height * rng.uniform(0.85, 1.2))
         font = _truetype_font(max(5, int(round(cap_px / 0.73))))  # DejaVu cap height = 0.73 em
-        l, top, r, b = font.getbbox(t.name)
-        x, y = t.text_box.x0 - l, t.text_box.y0 - top
-        draw.text((x, y), t.name, fill=color, font=font)
-        ink = Box(float(x + l - 0.5), float(y + top - 0.5), float(x + r - 0.5), float(y + b - 0.5))
-        leads.append(replace(t, text_box=ink, text_corners=None))
+        # PIL's horizontal extent runs from the pen origin to the advance, as matplotlib's does
+        left, cap_top, _, _ = font.getbbox(t.name, anchor="ls")  # cap_top < 0: above the baseline
+        x, baseline = t.text_box.x0 - left, t.text_box.y0 - cap_top
+        draw.text((x, baseline), t.name, fill=color, font=font, anchor="ls")
+        descent = font.getmetrics()[1]
+        label = Box(float(x - 0.5), float(baseline + cap_top - 0.5), float(x + font.getlength(t.name) - 0.5),
+                    float(baseline + descent - 0.5))
+        leads.append(replace(t, text_box=label, text_corners=None))
     return replace(page, image=np.asarray(img, dtype=np.uint8).copy(), leads=leads)
 
 
@@ -127,8 +133,9 @@ def render_training_page(signal_mv: np.ndarray, fs_hz: float, lead_names: list[s
     page = render_page(signal_mv, fs_hz, lead_names, style)
     if style.lead_names and rng.random() < truetype_prob:
         plain = render_page(signal_mv, fs_hz, lead_names, replace(style, lead_names=False))
-        page = redraw_names_truetype(page, plain.image, rng)
-    page = with_label_boxes(page)
+        page = redraw_names_truetype(page, plain.image, rng)  # its boxes are label boxes already
+    else:
+        page = with_label_boxes(page)
     if not augment:
         return page.image, page.lead_name_boxes(), 0.0
     try:
