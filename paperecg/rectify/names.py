@@ -10,14 +10,13 @@ turned back (fitted from the boxes, names ignored) rows and columns are clusters
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import replace
 
 import numpy as np
 
 from ..geometry import LeadNameBox
 from ..layouts import LAYOUTS, Layout
-from .tilt import fit_tilt_from_boxes
+from .tilt import _derotate, fit_tilt_from_boxes
 
 ROW_GAP_HEIGHTS = 0.7  # a new row starts where box centres jump by more than this many name heights
 COL_GAP_HEIGHTS = 2.0  # a new column starts where left edges jump by more than this many name heights
@@ -65,8 +64,6 @@ def _align_rows(gain: np.ndarray) -> tuple[float, np.ndarray]:
     best = np.zeros((k_rows + 1, s_rows + 1))
     step = np.zeros((k_rows + 1, s_rows + 1), np.int8)  # 0 skip found row, 1 skip layout row, 2 match
     for k in range(1, k_rows + 1):
-        best[k, 0] = 0.0
-    for k in range(1, k_rows + 1):
         for s in range(1, s_rows + 1):
             options = (best[k - 1, s], best[k, s - 1], best[k - 1, s - 1] + gain[k - 1, s - 1])
             step[k, s] = int(np.argmax(options))
@@ -100,12 +97,10 @@ def decode_layout(boxes: list[LeadNameBox], scores: np.ndarray, class_names: tup
         return fallback
     strength = scores.max(1)
     tilt = fit_tilt_from_boxes(boxes)
-    a = math.radians(tilt.angle_deg if tilt.num_pairs else 0.0)
     cy = np.array([b.box.cy for b in boxes])
     x0 = np.array([b.box.x0 for b in boxes])
-    # turn the anchors back by the tilt (as tilt._derotate): rows share y, columns share the left edge
-    x_up = x0 * math.cos(a) - cy * math.sin(a)
-    y_up = x0 * math.sin(a) + cy * math.cos(a)
+    # turn the anchors back by the tilt: rows share y, columns share the left edge
+    x_up, y_up = _derotate(x0, cy, tilt.angle_deg if tilt.num_pairs else 0.0)
     h = float(np.median([max(b.box.height, 1.0) for b in boxes]))
     row_of = cluster_1d(y_up, ROW_GAP_HEIGHTS * h)
     col_of = cluster_1d(x_up, COL_GAP_HEIGHTS * h)
@@ -146,8 +141,6 @@ def assign_layout_names(boxes: list[LeadNameBox], scores: np.ndarray, class_name
     score as its score (how sure it is that a name is printed there); boxes outside every cell are dropped, and
     of two boxes in one cell the stronger stays. Returns the boxes unchanged when there is too little to
     decode (fewer than MIN_BOXES)."""
-    if len(boxes) < MIN_BOXES:
-        return list(boxes)
     layout, cls, cell = decode_layout(boxes, scores, class_names)
     if layout is None:
         return list(boxes)

@@ -103,8 +103,8 @@ def _evidence(boxes: list[LeadNameBox]) -> float:
 
 
 def find_orientation(image_rgb: np.ndarray, detector) -> tuple[int, list[LeadNameBox], bool]:
-    """(quarter turns, detections on the turned page, confident). The upright reading is kept when it
-    shows enough names; otherwise all four turns are read and the one with most name evidence wins."""
+    """(quarter turns, detections on the turned page, confident). The upright reading is kept when its
+    names add up to enough evidence; otherwise all four turns are read and the one with most evidence wins."""
     boxes = detector.detect(image_rgb)
     upright_evidence = _evidence(boxes)
     if upright_evidence >= MIN_UPRIGHT_EVIDENCE:
