@@ -109,3 +109,27 @@ def test_training_draws_sometimes_hide_demographics():
     hidden = np.isnan(age)
     assert 5 <= hidden.sum() <= 35  # about half of the draws
     assert np.allclose(age[~hidden], 0.63)
+
+
+def test_image_branch_fine_tunes_from_imagenet_weights_in_the_model_folder(tmp_path):
+    """A '{arch}_imagenet.safetensors' beside the classifier folder initialises the image branch (the
+    1000-class head is skipped) and the config says so; a file of another network fails loudly."""
+    import torchvision
+    from safetensors.torch import save_file
+
+    paths = _make_dataset(tmp_path / "data", n=8)
+    model_folder = tmp_path / "model"
+    model_folder.mkdir()
+    torch.manual_seed(123)
+    imagenet = torchvision.models.resnet18(weights=None, num_classes=1000).state_dict()
+    save_file({k: v.contiguous() for k, v in imagenet.items()}, str(model_folder / "resnet18_imagenet.safetensors"))
+    clf = train_classifier(paths, str(model_folder / "classifier"), minutes=0.1, signal_folds=2,
+                           image_arch="resnet18", image_size_px=48, verbose=False)
+    assert clf.cfg.imagenet_init and clf.cfg.notes["image_init"].endswith("resnet18_imagenet.safetensors")
+    given, trained = imagenet["layer1.0.conv1.weight"].flatten(), clf.image_net.state_dict()["layer1.0.conv1.weight"].flatten()
+    assert torch.corrcoef(torch.stack([given, trained.float().cpu()]))[0, 1] > 0.9  # fine-tuned, not re-drawn
+
+    save_file({"encoder.weight": torch.zeros(3, 3)}, str(model_folder / "resnet18_imagenet.safetensors"))
+    with pytest.raises(ValueError, match="no tensor matches"):
+        train_classifier(paths, str(model_folder / "classifier2"), minutes=0.1, signal_folds=2,
+                         image_arch="resnet18", image_size_px=48, verbose=False)

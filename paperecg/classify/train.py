@@ -29,7 +29,10 @@ from .networks import build_image_net, load_imagenet_backbone
 from .signal_data import (apply_layout_mask, augment_signal, network_input, side_features, to_internal)
 from .thresholds import macro_f, positive_weights, tune_thresholds
 
-IMAGENET_FILES = ("resnet50_imagenet.safetensors", "resnet50_imagenet.pth")
+# ImageNet weights for the image branch, looked for in the model folder and the folder above it, named after
+# the architecture: "{arch}_imagenet.safetensors" or "{arch}_imagenet.pth" (e.g. torchvision's
+# resnet50-11ad3fa6.pth renamed resnet50_imagenet.pth). Nothing is ever downloaded.
+IMAGENET_SUFFIXES = ("_imagenet.safetensors", "_imagenet.pth")
 SIGNAL_SHARE, IMAGE_SHARE = 0.55, 0.33
 
 
@@ -258,10 +261,10 @@ def predict_image(net: nn.Module, crops: np.ndarray, device, batch: int = 32) ->
     return np.concatenate(out) if out else np.zeros((0, 0))
 
 
-def _find_imagenet(folders: list[str]) -> str | None:
+def find_imagenet_weights(folders: list[str], arch: str) -> str | None:
     for folder in folders:
-        for name in IMAGENET_FILES:
-            p = os.path.join(folder, name)
+        for suffix in IMAGENET_SUFFIXES:
+            p = os.path.join(folder, arch + suffix)
             if os.path.isfile(p):
                 return p
     return None
@@ -271,7 +274,9 @@ def _load_state(path: str) -> dict:
     if path.endswith(".safetensors"):
         from safetensors.torch import load_file
         return load_file(path)
-    return torch.load(path, map_location="cpu", weights_only=True)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    # training checkpoints often wrap the weights: {"state_dict": {...}}
+    return state["state_dict"] if isinstance(state.get("state_dict"), dict) else state
 
 
 def train_image_net(cfg: ClassifierConfig, records: list[TrainRecord], y: np.ndarray, minutes: float,
@@ -286,6 +291,9 @@ def train_image_net(cfg: ClassifierConfig, records: list[TrainRecord], y: np.nda
     lr = 1e-3
     if imagenet_path:
         n = load_imagenet_backbone(net, _load_state(imagenet_path))
+        if n == 0:  # a file of another network: random init would pass silently for fine-tuning
+            raise ValueError(f"{imagenet_path}: no tensor matches torchvision's {cfg.image_arch}; remove the file "
+                             f"or supply {cfg.image_arch} ImageNet weights")
         cfg.imagenet_init, lr = True, 3e-4
         _log(verbose, f"image branch: fine-tuning from ImageNet weights {imagenet_path} ({n} tensors)")
     net = net.to(device)
@@ -438,14 +446,15 @@ def train_classifier(record_paths: list[str], out_dir: str, minutes: float | Non
             oof[va] = predict_signal(net, [views[i] for i in va], [HIDDEN_DEMOGRAPHICS] * len(va), device)
 
     # image branch: trained on every record outside fold 0, validated on fold 0
-    image_net = None
+    image_net, image_init = None, None
     val = np.array([i for i in range(len(records)) if folds_all[i] == 0]) if k > 1 else np.zeros(0, int)
     p_img_val = None
     if use_image:
         tr = [i for i in range(len(records)) if folds_all[i] != 0 or k == 1]
         elapsed_min = (time.time() - t_start) / 60.0
         image_minutes = max(0.05, min(minutes * image_share, minutes * 0.88 - elapsed_min))
-        imagenet = _find_imagenet([out_dir, os.path.dirname(os.path.abspath(out_dir))])
+        imagenet = find_imagenet_weights([out_dir, os.path.dirname(os.path.abspath(out_dir))], cfg.image_arch)
+        image_init = imagenet or "random"
         _log(verbose and rank == 0, f"image branch: {len(tr)} records, {image_minutes:.1f} min, "
                                     f"{cfg.image_arch} at {cfg.image_size_px}px")
         image_net = train_image_net(cfg, [records[i] for i in tr], y[tr], image_minutes,
@@ -461,7 +470,7 @@ def train_classifier(record_paths: list[str], out_dir: str, minutes: float | Non
 
     # decisions: signal thresholds on all out-of-fold scores; image and fused on fold 0
     notes: dict = {"records": len(records), "signal_folds": k, "minutes_budget": minutes,
-                   "class_counts": {c: int(n) for c, n in zip(CLASSES, y.sum(0))}}
+                   "class_counts": {c: int(n) for c, n in zip(CLASSES, y.sum(0))}, "image_init": image_init}
     has_oof = np.isfinite(oof).all(axis=1)
     if has_oof.any():
         cfg.thresholds_signal = tune_thresholds(oof[has_oof], y[has_oof], trained).tolist()
