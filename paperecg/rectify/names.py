@@ -16,7 +16,7 @@ import numpy as np
 
 from ..geometry import LeadNameBox
 from ..layouts import LAYOUTS, Layout
-from .tilt import _derotate, fit_tilt_from_boxes
+from .tilt import derotate, fit_tilt_from_boxes
 
 ROW_GAP_HEIGHTS = 0.7  # a new row starts where box centres jump by more than this many name heights
 COL_GAP_HEIGHTS = 2.0  # a new column starts where left edges jump by more than this many name heights
@@ -100,7 +100,7 @@ def decode_layout(boxes: list[LeadNameBox], scores: np.ndarray, class_names: tup
     cy = np.array([b.box.cy for b in boxes])
     x0 = np.array([b.box.x0 for b in boxes])
     # turn the anchors back by the tilt: rows share y, columns share the left edge
-    x_up, y_up = _derotate(x0, cy, tilt.angle_deg if tilt.num_pairs else 0.0)
+    x_up, y_up = derotate(x0, cy, tilt.angle_deg if tilt.num_pairs else 0.0)
     h = float(np.median([max(b.box.height, 1.0) for b in boxes]))
     row_of = cluster_1d(y_up, ROW_GAP_HEIGHTS * h)
     col_of = cluster_1d(x_up, COL_GAP_HEIGHTS * h)

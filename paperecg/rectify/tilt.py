@@ -38,7 +38,7 @@ def _anchor_points(boxes: list[LeadNameBox]) -> tuple[np.ndarray, np.ndarray, np
     return np.stack([cx, cy], 1), x0, h
 
 
-def _derotate(x: np.ndarray, y: np.ndarray, angle_deg: float) -> tuple[np.ndarray, np.ndarray]:
+def derotate(x: np.ndarray, y: np.ndarray, angle_deg: float) -> tuple[np.ndarray, np.ndarray]:
     """Coordinates in the frame the page had before it was turned by angle_deg (about the origin)."""
     a = math.radians(angle_deg)
     return x * math.cos(a) - y * math.sin(a), x * math.sin(a) + y * math.cos(a)
@@ -47,8 +47,8 @@ def _derotate(x: np.ndarray, y: np.ndarray, angle_deg: float) -> tuple[np.ndarra
 def _aligned_pairs(pts: np.ndarray, x0: np.ndarray, h_px: float, angle_deg: float, tol: float,
                    min_sep: float) -> tuple[np.ndarray, np.ndarray]:
     """Boolean (n, n) masks (i<j) of row-mates and column-mates once the page is turned back by angle_deg."""
-    xr, yr = _derotate(pts[:, 0], pts[:, 1], angle_deg)
-    x0r, _ = _derotate(x0, pts[:, 1], angle_deg)
+    xr, yr = derotate(pts[:, 0], pts[:, 1], angle_deg)
+    x0r, _ = derotate(x0, pts[:, 1], angle_deg)
     dx = np.abs(xr[:, None] - xr[None, :])
     dy = np.abs(yr[:, None] - yr[None, :])
     dx0 = np.abs(x0r[:, None] - x0r[None, :])
@@ -158,7 +158,7 @@ def _profile_sharpness(coord_a: np.ndarray, coord_b: np.ndarray, w: np.ndarray, 
     """Sum of squared projection histogram: high when lines, turned back by angle_deg, fall in few bins."""
     if len(w) == 0:
         return 0.0
-    x, y = _derotate(coord_a, coord_b, angle_deg)
+    x, y = derotate(coord_a, coord_b, angle_deg)
     v = y if horizontal else x
     idx = np.floor((v - v.min()) / bin_px).astype(np.int64)
     hist = np.bincount(idx, weights=w)
