@@ -56,17 +56,39 @@ def test_zero_estimate_scores_exactly_zero_db(lead):
     assert snr_db(x, np.zeros_like(x), FS, align=False) == 0.0
 
 
-def test_all_nan_estimate_is_nan_and_skipped(lead):
-    # No overlapping samples -> NaN (the organizers' folder mean skips it; it is not 0 dB).
+def test_all_nan_estimate_scores_zero_db_and_counts(lead):
+    # The organizers' final rule: no sample finite in both, while the reference has some -> 0 dB (not NaN),
+    # so an abstained lead counts in the mean as 0 dB.
     x, _ = lead
-    assert np.isnan(snr_db(x, np.full_like(x, np.nan), FS))
-    assert np.isnan(snr_db(x, np.full_like(x, np.nan), FS, align=False))
+    assert snr_db(x, np.full_like(x, np.nan), FS) == 0.0
+    assert snr_db(x, np.full_like(x, np.nan), FS, align=False) == 0.0
+    # no overlap also when both have finite samples, but in disjoint halves
+    est = x.copy()
+    est[: x.size // 2] = np.nan
+    ref = x.copy()
+    ref[x.size // 2:] = np.nan
+    assert snr_db(ref, est, FS, align=False) == 0.0
 
 
-def test_perfect_estimate_is_infinite_and_all_zero_reference_is_nan(lead):
+def test_all_nan_reference_is_nan_and_skipped(lead):
+    x, _ = lead
+    assert np.isnan(snr_db(np.full_like(x, np.nan), x, FS))
+    assert np.isnan(snr_db(np.full_like(x, np.nan), np.full_like(x, np.nan), FS))
+
+
+def test_perfect_estimate_and_all_zero_reference_are_nan(lead):
+    # p_noise == 0 (perfect) or p_signal == 0 (all-zero reference): neither branch of the rule -> NaN.
     x, noise = lead
-    assert snr_db(x, x.copy(), FS) == np.inf
+    assert np.isnan(snr_db(x, x.copy(), FS))
     assert np.isnan(snr_db(np.zeros(100), noise[:100], FS, align=False))
+
+
+def test_partial_estimate_is_scaled_by_coverage_by_hand():
+    # ref = [1, -1, 1, -1], est = [1.5, NaN, 0.5, NaN]: p_signal = 1, p_noise = 0.25 over the 2 overlapping
+    # samples -> 10*log10(4) = 6.0206 dB, times coverage 2/4 -> 3.0103 dB.
+    ref = np.array([1.0, -1.0, 1.0, -1.0])
+    est = np.array([1.5, np.nan, 0.5, np.nan])
+    assert snr_db(ref, est, FS, align=False) == pytest.approx(10 * np.log10(4) / 2, abs=1e-12)
 
 
 def test_snr_matches_definition_without_alignment(lead):
@@ -226,14 +248,15 @@ def _write_pair(tmp_path):
     return ref_dir, est_dir, truth, est0, est1[:, np.argsort(order)]
 
 
-def test_evaluate_folders_means_over_leads_and_skips_the_missing_record(tmp_path):
+def test_evaluate_folders_counts_the_missing_record_as_zero_db(tmp_path):
     ref_dir, est_dir, truth, est0, est1 = _write_pair(tmp_path)
     res = evaluate_folders(ref_dir, est_dir, align=False)
     expected = [plain_snr(truth[i][:, j], e[:, j]) for i, e in ((0, est0), (1, est1)) for j in range(4)]
-    assert res["snr"] == pytest.approx(np.mean(expected), abs=0.01)  # the all-NaN record adds only NaNs
+    # the record with no output is scored as all-NaN leads: 0 dB each, counted in the mean (8 + 4 leads)
+    assert res["snr"] == pytest.approx(np.sum(expected) / 12, abs=0.01)
     rows = res["per_lead"]
     assert len(rows) == 12 and [r.lead for r in rows[4:8]] == LEADS_4
-    assert all(np.isnan(r.snr_db) and not r.estimate_present for r in rows[8:])
+    assert all(r.snr_db == 0.0 and not r.estimate_present for r in rows[8:])
     # Classes CD, NORM, STTC: CD 1; NORM TP1 FN1 -> 2/3; STTC 0 (r2 has no output at all: a miss).
     assert res["f_measure"] == pytest.approx((1 + 2 / 3 + 0) / 3)
     assert res["per_class"]["NORM"] == {"f_measure": pytest.approx(2 / 3), "tp": 1, "fp": 0, "fn": 1, "tn": 1}
@@ -286,3 +309,20 @@ def test_cli_prints_the_organizers_format_and_writes_score_file(tmp_path, capsys
     assert per_lead[0].startswith("record\tlead\tfs_hz\tsnr_db") and len(per_lead) == 1 + 12
     per_class = (details / "per_class.tsv").read_text().splitlines()
     assert per_class[0] == "class\tf_measure\ttp\tfp\tfn\ttn" and len(per_class) == 1 + 3
+
+
+EVALUATOR_FIXTURE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "fixtures", "evaluator")
+
+
+@pytest.mark.skipif(not os.path.isdir(EVALUATOR_FIXTURE), reason="shared evaluator fixture not present")
+@pytest.mark.parametrize("record, organizers_snr", [("00094_lr", 6.733), ("00127_lr", 4.177)])
+def test_fixture_records_score_as_the_organizers_scorer(tmp_path, record, organizers_snr):
+    # 00094_lr leaves leads I, III, aVR, aVL, aVF without overlap: they count as 0 dB (the old NaN rule gave
+    # 11.543); the figures are what the organizers' evaluate_model.py prints for each record alone.
+    for side in ("ref", "est"):
+        os.makedirs(tmp_path / side)
+        for ext in (".hea", ".dat"):
+            src = os.path.join(EVALUATOR_FIXTURE, side, record + ext)
+            os.symlink(os.path.abspath(src), tmp_path / side / (record + ext))
+    res = evaluate_folders(tmp_path / "ref", tmp_path / "est")
+    assert f"{res['snr']:.3f}" == f"{organizers_snr:.3f}"

@@ -67,7 +67,8 @@ def max_shift_samples(fs_hz: float) -> float:
 def align_within_limits(x_ref: np.ndarray, x_est: np.ndarray, fs_hz: float):
     """(estimate to score, lag, vertical offset, whether the shift was applied)."""
     if not (np.isfinite(x_est).any() and np.isfinite(x_ref).any()):
-        # Nothing to align (an abstained lead): any shift leaves the SNR NaN, so skip the work.
+        # Nothing to align (an abstained lead, or a reference with nothing drawn): no shift changes the
+        # SNR (0 dB, or NaN), so skip the work.
         return np.asarray(x_est, dtype=np.float64), 0, 0.0, False
     lag, offset_mv = estimate_offsets(x_ref, x_est, NUM_QUANT_LEVELS)
     if abs(lag) <= max_shift_samples(fs_hz) and abs(offset_mv) <= MAX_SHIFT_MV:
@@ -107,7 +108,8 @@ def score_lead(x_ref, x_est, fs_hz: float, align: bool = True, extra: bool = Fal
 
 def snr_db(ref, est, fs_hz: float, align: bool = True) -> float:
     """The challenge SNR (dB) of one lead: NaN-aware, aligned within the limits, scaled by coverage.
-    NaN when there is nothing to score (no overlap, all-zero reference); +inf for a perfect match."""
+    0 dB when the estimate has no finite sample where the reference has some (abstaining counts as 0 dB);
+    NaN (skipped by the folder mean) for a perfect match, an all-zero reference or an all-NaN reference."""
     return score_lead(ref, est, fs_hz, align=align).snr_db
 
 
@@ -158,7 +160,7 @@ def score_record(record: str, ref_dir: str, est_dir: str, align: bool = True, ex
     fs_hz = fields_ref["fs"]
     record_est = os.path.join(est_dir, record)
     if not os.path.isfile(header_path(record_est)):
-        _warn(f"{record}: estimate header missing (the organizers' script stops here); scored as all NaN")
+        _warn(f"{record}: estimate header missing; scored as all NaN (0 dB per lead with a reference)")
     signal_est, fields_est = load_estimate(record_est)
     if signal_est is not None:
         if fields_est["fs"] != fs_hz:

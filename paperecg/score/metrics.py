@@ -2,8 +2,8 @@
 
 These mirror the evaluation section of the PhysioNet Challenge 2024 helper_code.py (final version, the one that
 scored the challenge) so that the top-level helper_code.py can re-export them. Written from the published facts
-of that file; behaviour that looks odd (an SNR of +inf for a perfect match, NaN for no overlap, a crash-free but
-NaN result for a lead with no finite samples) is kept on purpose because the ranking depended on it.
+of that file; behaviour that looks odd (0 dB for a lead the estimate leaves empty, NaN for a perfect match,
+NaN for a lead whose reference has no finite sample) is kept on purpose because the ranking depended on it.
 
 Signals are 1-D float arrays in mV; NaN marks a sample that is not there (masked in the reference, or not
 digitized in the estimate).
@@ -311,11 +311,15 @@ def _paired_samples(x_ref, x_est, keep_nans: bool):
 
 
 def compute_snr(x_ref, x_est, keep_nans: bool = True, signal_median: bool = False, noise_median: bool = False):
-    """(snr_db, p_signal, p_noise) for one lead.
+    """(snr_db, p_signal, p_noise) for one lead, by the organizers' final rule (2024-08-14 "SNR edge case"):
 
-    keep_nans (default): only samples finite in both count, and the SNR is multiplied by the fraction of the
-    reference's finite samples that the estimate also covers. p_noise == 0 -> +inf; p_signal == 0 (with
-    noise) or no overlap at all -> NaN (which the folder mean skips).
+    - signal and noise power both positive -> 10*log10(p_signal / p_noise);
+    - else, no sample finite in both while the reference has finite samples (an abstained lead) -> 0 dB,
+      which the folder mean counts;
+    - else (a perfect match, an all-zero reference, a reference with no finite sample) -> NaN, which the
+      folder mean skips.
+    keep_nans (default): only samples finite in both count, and the SNR is then multiplied by the fraction
+    of the reference's finite samples that the estimate also covers (a half-drawn lead keeps half its dB).
     """
     ref, est, idx, idx_ref = _paired_samples(x_ref, x_est, keep_nans)
     noise = ref - est
@@ -324,8 +328,8 @@ def compute_snr(x_ref, x_est, keep_nans: bool = True, signal_median: bool = Fals
         p_noise = np.median(noise**2) if noise_median else np.mean(noise**2)
         if p_signal > 0 and p_noise > 0:
             snr = 10 * np.log10(p_signal / p_noise)
-        elif p_noise == 0:
-            snr = float("inf")
+        elif np.sum(idx) == 0 and np.sum(idx_ref) > 0:
+            snr = 0.0
         else:
             snr = float("nan")
         if keep_nans:
