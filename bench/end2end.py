@@ -5,7 +5,8 @@
 DIR is a challenge-format folder with references (masked signals, labels, images). Last line: one JSON
 object with snr_db, macro_f, s_per_record (wall time of run_model.py per record, CPU threads as set by
 PAPERECG_THREADS, default 2, shared by the --jobs workers), peak_rss_mb (largest resident set of one process
-of the run), failures (records whose digitization or classification raised and fell back) and records.
+of the run), failures (records whose digitization or classification raised and fell back), records, and the
+shares of scored leads the output leaves empty (0 dB each) or only partly covers (leads_empty, leads_partial).
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -70,12 +73,16 @@ def main(argv=None) -> int:
             raise SystemExit(f"run_model.py failed with exit code {proc.returncode}")
         failures = sum(1 for line in proc.stderr.splitlines() if " failed" in line and line.startswith("[paperecg]"))
         scores = evaluate_folders(data, out)
+        # abstention under the scorer: a lead left empty scores 0 dB, a partly covered one is scaled down
+        coverage = [s.coverage for s in scores["per_lead"] if np.isfinite(s.coverage)]
         result = {
             "snr_db": round(float(scores["snr"]), 3),
             "macro_f": round(float(scores["f_measure"]), 3),
             "s_per_record": round(wall / max(n, 1), 3),
             "peak_rss_mb": round(peak_mb, 1),
             "failures": failures,
+            "leads_empty": round(float(np.mean([c == 0 for c in coverage])), 4) if coverage else None,
+            "leads_partial": round(float(np.mean([0 < c < 1 for c in coverage])), 4) if coverage else None,
             "records": n,
         }
     finally:
