@@ -208,3 +208,23 @@ def test_a_failed_training_leaves_no_usable_looking_model(tmp_path, monkeypatch)
         entry.train(str(data), str(tmp_path / "model"))
     assert sorted(os.listdir(tmp_path / "model")) == before == ["prevalence.json"]
     assert open(tmp_path / "model" / "prevalence.json").read() == prevalence_before
+
+
+def test_the_corpus_check_tells_valid_outputs_from_missing_ones(tmp_path):
+    """tools/bad_input_sim.sh's verdict per record: a saved signal with labels passes; no output, or a
+    header describing a signal with none written, fails; a header without signal lines needs labels only."""
+    from paperecg.tools.bad_inputs import check_record, hidden_header
+
+    (tmp_path / "data").mkdir()
+    cases = {"good": hidden_header("good", 500.0, 5000, LEADS_12, ["good-0.png"]),
+             "zero": hidden_header("zero", 500.0, 5000, [], None)}
+    for name, text in cases.items():
+        (tmp_path / "data" / f"{name}.hea").write_text(text)
+    out = tmp_path / "out"
+    save_outputs(str(out / "good"), cases["good"], np.full((5000, 12), np.nan), ["NORM"])
+    save_outputs(str(out / "zero"), cases["zero"], None, ["NORM"])
+    assert check_record(str(tmp_path / "data" / "good"), str(out / "good"))[0]
+    assert check_record(str(tmp_path / "data" / "zero"), str(out / "zero"))[0]
+    os.remove(out / "good.dat")
+    assert not check_record(str(tmp_path / "data" / "good"), str(out / "good"))[0]
+    assert not check_record(str(tmp_path / "data" / "missing"), str(out / "missing"))[0]

@@ -16,7 +16,7 @@ WORK=$(mktemp -d /tmp/bad-input-sim.XXXXXX)
 echo "work folder: $WORK"
 
 # 1. A copy of the tracked tree (what the organizers' image holds) and its Python.
-mkdir -p "$WORK/challenge" "$WORK/home" "$WORK/tmp" "$WORK/logs"
+mkdir -p "$WORK/challenge" "$WORK/home" "$WORK/tmp" "$WORK/logs/rejected"
 (cd "$ROOT" && git ls-files -z | xargs -0 cp --parents -t "$WORK/challenge")
 if [ -n "${SIM_PYTHON:-}" ]; then
   PY=$SIM_PYTHON
@@ -42,7 +42,7 @@ unshare -rnm bash -c "
   echo \$? > '$WORK/logs/corpus.rc'
   for d in '$WORK'/bad/rejected/*/; do
     kind=\$(basename \"\$d\")
-    '$PY' run_model.py -d \"\$d\" -m model -o '$WORK/outputs_rejected/'\"\$kind\" > '$WORK/logs/'\"\$kind\"'.rejected' 2>&1
+    '$PY' run_model.py -d \"\$d\" -m model -o '$WORK/outputs_rejected/'\"\$kind\" > '$WORK/logs/rejected/'\"\$kind\"'.log' 2>&1
   done
 "
 ns_rc=$?
@@ -54,7 +54,7 @@ grep -h '^\[paperecg\]' "$WORK/logs/corpus.out" | sed 's/^/  /' | head -80 || tr
 # 4. One line per case, then what was written where it should not have been.
 failed=0
 "$PY" -m paperecg.tools.bad_inputs check --data "$WORK/bad/corpus" --outputs "$WORK/outputs" \
-      $(for f in "$WORK"/logs/*.rejected; do echo --rejected-log "$f"; done) || failed=1
+      --rejected "$WORK/bad/rejected" "$WORK/outputs_rejected" "$WORK/logs/rejected" || failed=1
 if [ "$run_rc" != 0 ]; then
   echo "FAIL: run_model.py exited $run_rc on the corpus:"; tail -20 "$WORK/logs/corpus.out"; failed=1
 fi
