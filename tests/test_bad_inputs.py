@@ -86,10 +86,15 @@ def test_garbage_pages_cost_nothing_beside_a_good_page(tmp_path, capsys):
     assert np.corrcoef(signal[ok, lead_ii], truth[ok, lead_ii])[0, 1] > 0.9
 
 
-@pytest.mark.parametrize("header_text", ["", "rec 0 500 5000\n# Image: rec-0.png\n"], ids=["empty", "zero_leads"])
+NO_SIGNAL_HEADERS = {"empty": "", "zero_leads": "rec 0 500 5000\n# Image: rec-0.png\n",
+                     "zero_gain": "rec 1 500 5000\nrec.dat 16 0/mV 16 0    I\n"}
+
+
+@pytest.mark.parametrize("header_text", NO_SIGNAL_HEADERS.values(), ids=NO_SIGNAL_HEADERS.keys())
 def test_headers_without_signals_never_stop_the_save_step(tmp_path, header_text):
-    """Row 2: an empty header or one with zero signal lines gives no signal (their save step cannot write
-    one and runs outside their try/except), still the fallback labels; the save step then succeeds."""
+    """Row 2: an empty header, one with zero signal lines or one whose gain wfdb refuses gives no signal
+    (their save step cannot write one and runs outside their try/except), still the fallback labels; the
+    save step then succeeds."""
     (tmp_path / "data").mkdir()
     record = str(tmp_path / "data" / "rec")
     with open(record + ".hea", "w") as f:

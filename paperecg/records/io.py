@@ -159,7 +159,7 @@ def sanitize_signal(signal, num_samples: int, num_leads: int, adc_gains: list[fl
 
 def save_step_accepts(header_text: str) -> bool:
     """Whether the organizers' save step (wfdb.wrsamp with this header's fields) can write a signal at all:
-    at least one lead, a positive sampling rate, and a known format, a non-zero gain and an integer
+    at least one lead, a positive sampling rate, and a known format, a positive gain and an integer
     baseline on every signal line. When it cannot, run_models must return no signal (None) for the record,
     because that step runs outside the organizers' try/except and would stop their whole run."""
     names = get_signal_names(header_text)
@@ -173,7 +173,7 @@ def save_step_accepts(header_text: str) -> bool:
     if not (len(formats) == len(gains) == len(baselines) == n):
         return False
     return (all(f in FORMAT_DIGITAL_RANGE for f in formats)
-            and all(g is not None and np.isfinite(g) and g != 0 for g in gains)
+            and all(g is not None and np.isfinite(g) and g > 0 for g in gains)
             and all(b is not None for b in baselines))
 
 
