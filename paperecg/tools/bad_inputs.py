@@ -181,7 +181,7 @@ def make_bad_corpus(out: str, seed: int = 0) -> list[Case]:
     case("zero_leads", hidden_header("zero_leads", 500.0, 5000, [], ["zero_leads-0.png"]),
          {"zero_leads-0.png": good})
     page_case_header("baseline_nonzero", hidden_header("baseline_nonzero", 500.0, 5000, LEAD_NAMES,
-                                                       ["baseline_nonzero-0.png"], gain_field="1000(16000)/mV"))
+                                                       ["baseline_nonzero-0.png"], gain_field="1000(32000)/mV"))
     page_case_header("format_212", hidden_header("format_212", 500.0, 5000, LEAD_NAMES, ["format_212-0.png"],
                                                  fmt="212", gain_field="200(0)/mV"))
     page_case_header("tiny_range_gain", hidden_header("tiny_range_gain", 500.0, 5000, LEAD_NAMES,
