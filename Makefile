@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench lint challenge-sim clean
+.PHONY: setup demo test bench lint challenge-sim bad-input-sim clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,9 @@ lint: $(STAMP)
 
 challenge-sim: $(STAMP)
 	bash tools/challenge_sim.sh
+
+bad-input-sim: $(STAMP)
+	SIM_PYTHON=$(abspath $(PY)) bash tools/bad_input_sim.sh
 
 clean:
 	rm -rf demo_out .pytest_cache

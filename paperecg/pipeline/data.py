@@ -62,3 +62,28 @@ def require_labels(records: list[TrainingRecord]) -> list[TrainingRecord]:
         raise UnusableDataError("no record has a '# Labels:' line: cannot train a classifier "
                                 "(prepare the data with paperecg.tools.prepare_ptbxl first)")
     return labelled
+
+
+# The lead-name detector holds whole records out for validation (ultralytics needs a non-empty 'val' split,
+# and ECG-Image-Kit pages all go to training): one record to train on and one to validate on.
+MIN_DETECTOR_RECORDS = 2
+
+
+def check_trainable(records: list[TrainingRecord], num_eik_pages: int, components: tuple[str, ...]) -> None:
+    """Raise UnusableDataError naming the first shortfall that would make a requested component fail
+    mid-training (or train on nothing), before any training starts. The prevalence model needs one labelled
+    record (require_labels); the digitizer's parts learn from records with signal files (pages are rendered
+    from them) or ECG-Image-Kit pages; the classifier from labelled records with signal files."""
+    labelled = [r for r in records if r.labels is not None]
+    with_signal = [r for r in records if r.has_signal]
+    summary = (f"{len(records)} usable record(s): {len(with_signal)} with a signal file, {len(labelled)} "
+               f"labelled, {num_eik_pages} ECG-Image-Kit page(s)")
+    if "detector" in components and len(with_signal) < MIN_DETECTOR_RECORDS:
+        raise UnusableDataError(
+            f"the lead-name detector needs at least {MIN_DETECTOR_RECORDS} records with signal files (one is held "
+            f"out for validation); {summary}. Add records, or leave the detector out (PAPERECG_COMPONENTS)")
+    if "segmenter" in components and not with_signal and num_eik_pages == 0:
+        raise UnusableDataError(f"the segmenter needs records with signal files or ECG-Image-Kit pages; {summary}")
+    if "classifier" in components and not any(r.has_signal for r in labelled):
+        raise UnusableDataError(
+            f"the classifier needs labelled records with signal files, and no labelled record has one; {summary}")

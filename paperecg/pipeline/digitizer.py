@@ -74,18 +74,24 @@ class Digitizer:
                              rect.lead_name_boxes or None)
         return PageResult(page, rect, ext)
 
-    def digitize(self, record: str, header: HeaderInfo, verbose: bool = False, log=print) -> np.ndarray:
-        """(num_samples, num_leads) mV in header order; NaN where no page gave a confident reading."""
+    def digitize(self, record: str, header: HeaderInfo, verbose: bool = False, log=print,
+                 pages: list[PageImage] | None = None) -> np.ndarray:
+        """(num_samples, num_leads) mV in header order; NaN where no page gave a confident reading.
+
+        `pages`: the record's page images already decoded (run_models decodes each page once and shares
+        them with the classifier; unreadable ones were reported there); None reads them here."""
         self.last_pages = []
         empty = np.full((header.num_samples, header.num_leads), np.nan)
         if self.segmenter is None:
             return empty
-        paths = image_paths(record, header)
-        if not paths:
-            log(f"{record}: header names no image ('# Image:' line missing or empty)")
-            return empty
+        if pages is None:
+            paths = image_paths(record, header)
+            if not paths:
+                log(f"{record}: header names no image ('# Image:' line missing or empty)")
+                return empty
+            pages = load_pages(paths, log=lambda m: log(f"{record}: {m}"))
         t0 = time.time()
-        for page in load_pages(paths, log=lambda m: log(f"{record}: {m}")):
+        for page in pages:
             if time.time() - t0 > self.record_seconds:
                 log(f"{record}: time guard ({self.record_seconds:.0f} s) reached, remaining pages skipped")
                 break

@@ -1,11 +1,12 @@
 """What team_code.py calls: train, load and run, with the challenge's calling convention kept out.
 
 `run` never raises: every failure is logged and turned into a valid fallback (all-NaN signal of the header's
-shape, the prevalence model's labels).
+shape, or None where the organizers' save step could not write one; the prevalence model's labels).
 """
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -14,11 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from paperecg.hardware import select_profile, set_threads
-from paperecg.records.header import HeaderInfo
-from paperecg.records.images import load_pages
-from paperecg.records.io import image_paths, load_header_info, sanitize_signal
+from paperecg.records.header import HeaderInfo, parse_header
+from paperecg.records.images import PageImage, load_pages
+from paperecg.records.io import image_paths, load_header, sanitize_signal, save_step_accepts
 
-from .data import UnusableDataError, require_labels, scan_training_folder
+from .data import UnusableDataError, check_trainable, require_labels, scan_training_folder
 from .digitizer import DETECTOR_DIR, SEGMENTER_DIR, Digitizer
 from .prevalence import PrevalenceModel
 
@@ -57,16 +58,31 @@ class Classifier:
         return cls(PrevalenceModel.load(model_folder), model)
 
     def classify(self, header: HeaderInfo, images: list[np.ndarray], signal: np.ndarray | None) -> list[str]:
-        if self.model is None:
+        """The trained model's labels; the prevalence model's when there is no trained model or nothing
+        to classify (no page image and no digitized sample)."""
+        has_signal = signal is not None and np.isfinite(np.asarray(signal, dtype=np.float64)).any()
+        if self.model is None or (not images and not has_signal):
             return self.prevalence.predict()
         return list(self.model.predict(images, signal, header))
 
 
 # --- the three team functions --------------------------------------------------------------------------
 
+# Each part trains into a hidden folder inside the model folder (the one folder sure to be writable and kept;
+# the classifier also looks beside its folder for ImageNet weights) and replaces the model folder's part
+# only once every part has trained: a failed run leaves no part behind that looks usable.
+STAGING_PREFIX = ".training-"
+PREVALENCE_PART = "prevalence"
+
+
+def _staged(model_folder: str, part: str) -> str:
+    return os.path.join(model_folder, STAGING_PREFIX + part)
+
+
 def train(data_folder: str, model_folder: str, verbose: bool = False) -> None:
     """Prevalence fallback, then the lead-name detector, the segmenter and the classifier, each within the
-    hardware profile's wall-clock budget. Unusable data raises UnusableDataError before any training."""
+    hardware profile's wall-clock budget. Unusable data raises UnusableDataError before any training; a
+    training that fails leaves the model folder as it was (not created, or with its previous parts)."""
     from paperecg.render.dataset import find_eik_pages
 
     t0 = time.time()
@@ -83,10 +99,28 @@ def train(data_folder: str, model_folder: str, verbose: bool = False) -> None:
     if not with_signal and not eik_pages:
         raise UnusableDataError("no signal files to render training pages from and no ECG-Image-Kit pages "
                                 "(image + JSON): the digitizer cannot be trained")
-    os.makedirs(model_folder, exist_ok=True)
+    check_trainable(records, len(eik_pages), prof.components)
 
+    created = not os.path.isdir(model_folder)
+    os.makedirs(model_folder, exist_ok=True)
+    _remove_staged(model_folder)  # left by an interrupted run
+    try:
+        _train_parts(model_folder, prof, labelled, with_signal, eik_pages, verbose)
+    except BaseException:
+        if created:
+            shutil.rmtree(model_folder, ignore_errors=True)
+        else:
+            _remove_staged(model_folder)
+        raise
+    _move_into_place(model_folder)
+    _log(verbose, f"Training done in {(time.time() - t0) / 60:.1f} min")
+
+
+def _train_parts(model_folder: str, prof, labelled: list, with_signal: list[str], eik_pages: list,
+                 verbose: bool) -> None:
+    """Every requested part, each written into its staging folder."""
     prevalence = PrevalenceModel.fit([r.labels for r in labelled])
-    prevalence.save(model_folder)
+    prevalence.save(_staged(model_folder, PREVALENCE_PART))
     _log(verbose, "Label prevalence: " + ", ".join(f"{c} {p:.3f}" for c, p in prevalence.prevalence.items() if p))
 
     from paperecg.classify.train import train_classifier
@@ -96,17 +130,42 @@ def train(data_folder: str, model_folder: str, verbose: bool = False) -> None:
     log = print if verbose else (lambda *a, **k: None)
     if "detector" in prof.components:
         _log(verbose, "Training the lead-name detector ...")
-        train_detector(with_signal, os.path.join(model_folder, DETECTOR_DIR), prof.detector_minutes,
+        train_detector(with_signal, _staged(model_folder, DETECTOR_DIR), prof.detector_minutes,
                        eik_pages=eik_pages, log=log)
     if "segmenter" in prof.components:
         _log(verbose, "Training the segmenter ...")
-        train_segmenter(with_signal, os.path.join(model_folder, SEGMENTER_DIR), eik_pairs=eik_pages,
+        train_segmenter(with_signal, _staged(model_folder, SEGMENTER_DIR), eik_pairs=eik_pages,
                         train_config=TrainConfig(minutes=prof.segmenter_minutes), log=log)
     if "classifier" in prof.components:
         _log(verbose, "Training the classifier ...")
-        train_classifier([r.path for r in labelled if r.has_signal], os.path.join(model_folder, CLASSIFIER_DIR),
+        train_classifier([r.path for r in labelled if r.has_signal], _staged(model_folder, CLASSIFIER_DIR),
                          minutes=prof.classifier_minutes, verbose=verbose)
-    _log(verbose, f"Training done in {(time.time() - t0) / 60:.1f} min")
+
+
+def _remove_staged(model_folder: str) -> None:
+    for name in os.listdir(model_folder):
+        if name.startswith(STAGING_PREFIX):
+            shutil.rmtree(os.path.join(model_folder, name), ignore_errors=True)
+
+
+def _replace(src: str, target: str) -> None:
+    if os.path.isdir(target) and not os.path.islink(target):
+        shutil.rmtree(target)
+    elif os.path.lexists(target):
+        os.remove(target)
+    os.replace(src, target)
+
+
+def _move_into_place(model_folder: str) -> None:
+    """Each trained part replaces the model folder's part of the same name; parts not trained this time
+    (PAPERECG_COMPONENTS) stay as they were. The prevalence file goes last: load() requires it."""
+    for part in (DETECTOR_DIR, SEGMENTER_DIR, CLASSIFIER_DIR):
+        if os.path.isdir(_staged(model_folder, part)):
+            _replace(_staged(model_folder, part), os.path.join(model_folder, part))
+    staged = _staged(model_folder, PREVALENCE_PART)
+    for name in os.listdir(staged):
+        _replace(os.path.join(staged, name), os.path.join(model_folder, name))
+    _remove_staged(model_folder)
 
 
 def load(model_folder: str, verbose: bool = False) -> tuple[Digitizer, Classifier]:
@@ -118,28 +177,65 @@ def load(model_folder: str, verbose: bool = False) -> tuple[Digitizer, Classifie
 
 def run(record: str, digitizer: Digitizer | None, classifier: Classifier | None,
         verbose: bool = False) -> tuple[np.ndarray | None, list[str] | None]:
+    """(signal, labels) for one record; never raises.
+
+    signal: float64 (num_samples, num_leads) mV in header order, NaN where not digitized, clipped so the
+    organizers' save step stores it in the header's formats; None when that step cannot write a signal for
+    this header at all (no leads, no readable header): their save runs outside their try/except.
+    labels: the classifier's; the prevalence model's whenever it has nothing to go on or fails (the one
+    fallback, on every path).
+    """
+    fallback_labels = _fallback_labels(classifier)
     try:
-        header = load_header_info(record)
+        header_text = load_header(record)
+        header = parse_header(header_text)
     except Exception as e:
-        # Without a header there is no shape to fill; the organizers' save step cannot run either.
-        _warn(f"{record}: unreadable header ({e}); no output")
-        return None, None
+        _warn(f"{record}: unreadable header ({type(e).__name__}: {e}); no signal, prevalence labels")
+        return None, fallback_labels
+    if not save_step_accepts(header_text):
+        _warn(f"{record}: the header describes no signal that can be saved (leads, rate, formats or gains "
+              "missing); no signal, labels only")
+        return None, _classify(record, classifier, header, [], None, fallback_labels)
+    pages = _load_pages(record, header)
     signal, images = None, []
     try:
         if digitizer is not None:
-            signal = digitizer.digitize(record, header, verbose, log=_warn)
+            signal = digitizer.digitize(record, header, verbose, log=_warn, pages=pages)
             images = [p.rectified.image if p.rectified is not None else p.page.rgb for p in digitizer.last_pages]
     except Exception:
         _warn(f"{record}: digitization failed, leads left empty:\n{traceback.format_exc()}")
-    signal = sanitize_signal(signal if signal is not None else np.nan, header.num_samples,
-                             header.num_leads, header.adc_gains)
-    labels = None
+    signal = sanitize_signal(signal if signal is not None else np.nan, header.num_samples, header.num_leads,
+                             header.adc_gains, header.baselines, header.formats)
+    images = images or [p.rgb for p in pages]
+    return signal, _classify(record, classifier, header, images, signal, fallback_labels)
+
+
+def _fallback_labels(classifier: Classifier | None) -> list[str] | None:
     try:
-        if classifier is not None:
-            if not images and classifier.model is not None:
-                images = [p.rgb for p in load_pages(image_paths(record, header), log=_warn)]
-            labels = classifier.classify(header, images, signal)
+        return classifier.prevalence.predict() if classifier is not None else None
+    except Exception:
+        return None
+
+
+def _load_pages(record: str, header: HeaderInfo) -> list[PageImage]:
+    """Each page named by the header decoded once, shared by the digitizer and the classifier; every
+    unreadable one reported in one line."""
+    try:
+        paths = image_paths(record, header)
+        if not paths:
+            _warn(f"{record}: header names no image ('# Image:' line missing or empty)")
+        return load_pages(paths, log=lambda m: _warn(f"{record}: {m}"))
+    except Exception as e:
+        _warn(f"{record}: page images could not be listed ({type(e).__name__}: {e})")
+        return []
+
+
+def _classify(record: str, classifier: Classifier | None, header: HeaderInfo, images: list[np.ndarray],
+              signal: np.ndarray | None, fallback: list[str] | None) -> list[str] | None:
+    if classifier is None:
+        return fallback
+    try:
+        return list(classifier.classify(header, images, signal))
     except Exception:
         _warn(f"{record}: classification failed, prevalence fallback:\n{traceback.format_exc()}")
-        labels = classifier.prevalence.predict() if classifier is not None else None
-    return signal, (list(labels) if labels is not None else None)
+        return fallback

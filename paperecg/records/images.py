@@ -12,6 +12,10 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".
 MAX_PIXELS = 60_000_000
 
 
+class UnreadableImageError(ValueError):
+    """A page image that cannot be used; the message is one line naming the file and the reason."""
+
+
 @dataclass
 class PageImage:
     path: str
@@ -40,30 +44,55 @@ def to_rgb_uint8(image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
+def _root_cause(error: BaseException) -> BaseException:
+    """The first exception in `error`'s chain (cause or context) that says why the file could not be read.
+
+    ultralytics patches PIL's `Image.open` on import: an unidentifiable file then surfaces as
+    `ModuleNotFoundError: No module named 'pi_heif'` (its HEIF fallback), raised while handling PIL's
+    `UnidentifiedImageError`; the message must name PIL's reason, not the missing plug-in.
+    """
+    from PIL import UnidentifiedImageError
+
+    seen, e = set(), error
+    while e is not None and id(e) not in seen:
+        if isinstance(e, UnidentifiedImageError):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return error
+
+
 def load_page(path: str) -> PageImage:
-    """Read one image file; raises ValueError with a clear message on anything unusable."""
+    """Read one image file; raises UnreadableImageError (a ValueError) with a one-line message on anything
+    unusable (missing, empty, not an image, truncated, too large or too small)."""
     from PIL import Image, UnidentifiedImageError
 
     if not os.path.isfile(path):
-        raise ValueError(f"image file not found: {path}")
+        raise UnreadableImageError(f"image file not found: {path}")
     if os.path.getsize(path) == 0:
-        raise ValueError(f"image file is empty (0 bytes): {path}")
+        raise UnreadableImageError(f"image file is empty (0 bytes): {path}")
     try:
         with Image.open(path) as im:
             w, h = im.size
             if w * h > MAX_PIXELS:
-                raise ValueError(f"image too large ({w}x{h} px): {path}")
+                raise UnreadableImageError(f"image too large ({w}x{h} px): {path}")
             if w < 2 or h < 2:
-                raise ValueError(f"image too small ({w}x{h} px): {path}")
+                raise UnreadableImageError(f"image too small ({w}x{h} px): {path}")
             im.load()
             rgb = to_rgb_uint8(im)
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise ValueError(f"unreadable image {path}: {e}") from e
+    except UnreadableImageError:
+        raise
+    except Exception as e:  # decoders raise many types (OSError, SyntaxError, ImportError via ultralytics...)
+        cause = _root_cause(e)
+        if isinstance(cause, UnidentifiedImageError):
+            raise UnreadableImageError(f"unreadable image {path}: not an image (no known image format)") from e
+        raise UnreadableImageError(f"unreadable image {path}: {type(cause).__name__}: {cause}") from e
     return PageImage(path=path, rgb=rgb)
 
 
 def load_pages(paths: list[str], log=None) -> list[PageImage]:
-    """Every readable page among `paths`; each failure is reported through `log` (a callable) and skipped."""
+    """Every readable page among `paths`, each decoded once; each failure is reported through `log` (a
+    callable) as one line and skipped, so one bad file never costs the good pages beside it."""
     pages = []
     for p in paths:
         try:

@@ -15,6 +15,7 @@ from .header import (
     get_adc_gains,
     get_baselines,
     get_comment_lines,
+    get_num_signals,
     get_sampling_frequency,
     get_signal_files_from_header,
     get_signal_formats,
@@ -23,8 +24,6 @@ from .header import (
     parse_header,
 )
 
-# 16-bit WFDB storage: −32768 is the invalid-sample marker, so finite values must stay within ±32767 counts.
-INT16_MAX_COUNTS = 32767
 
 
 def find_records(folder: str | os.PathLike) -> list[str]:
@@ -88,18 +87,55 @@ def image_paths(record: str | os.PathLike, info: HeaderInfo | None = None) -> li
 
 # --- writing --------------------------------------------------------------------------------------------
 
-def representable_limit_mv(adc_gains: list[float]) -> np.ndarray:
-    """Largest |value| in physical units each 16-bit channel can store (baseline 0 assumed per gain)."""
-    gains = np.asarray([g if g and g > 0 else 1000.0 for g in adc_gains], dtype=np.float64)
-    return (INT16_MAX_COUNTS - 1) / gains
+# Digital sample range of each WFDB storage format (WFDB's signal(5) manual). The lowest value of a format is
+# its invalid-sample marker (NaN), so finite samples must stay at least one count above it.
+FORMAT_DIGITAL_RANGE = {
+    "80": (-(2**7), 2**7 - 1), "508": (-(2**7), 2**7 - 1),
+    "310": (-(2**9), 2**9 - 1), "311": (-(2**9), 2**9 - 1),
+    "212": (-(2**11), 2**11 - 1),
+    "16": (-(2**15), 2**15 - 1), "61": (-(2**15), 2**15 - 1), "160": (-(2**15), 2**15 - 1),
+    "516": (-(2**15), 2**15 - 1),
+    "24": (-(2**23), 2**23 - 1), "524": (-(2**23), 2**23 - 1),
+    "32": (-(2**31), 2**31 - 1),
+}
+DEFAULT_FORMAT = "16"
+DEFAULT_GAIN = 1000.0  # counts per mV, the challenge's
 
 
-def sanitize_signal(signal, num_samples: int, num_leads: int, adc_gains: list[float] | None = None) -> np.ndarray:
+def storable_counts(fmt: str | None) -> tuple[int, int]:
+    """(lowest, highest) digital value a finite sample may take in format `fmt` (the marker excluded);
+    an unknown format is treated as 16-bit."""
+    lo, hi = FORMAT_DIGITAL_RANGE.get(str(fmt), FORMAT_DIGITAL_RANGE[DEFAULT_FORMAT])
+    return lo + 1, hi
+
+
+def storable_range(adc_gains: list[float | None], baselines: list[int | None] | None = None,
+                   formats: list[str | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per lead, the lowest and highest physical value (e.g. mV) whose stored sample
+    round(value * gain + baseline) fits the lead's format. A missing gain counts as 1000, a missing
+    baseline as 0, a missing format as 16."""
+    n = len(adc_gains)
+    baselines = list(baselines or []) + [0] * n
+    formats = list(formats or []) + [DEFAULT_FORMAT] * n
+    lows, highs = np.empty(n), np.empty(n)
+    for j, gain in enumerate(adc_gains):
+        g = float(gain) if gain else DEFAULT_GAIN
+        b = float(baselines[j] or 0)
+        lo_counts, hi_counts = storable_counts(formats[j])
+        # exactly the storable counts: float error there (~1e-12 counts) cannot round past them
+        a, c = (lo_counts - b) / g, (hi_counts - b) / g
+        lows[j], highs[j] = min(a, c), max(a, c)
+    return lows, highs
+
+
+def sanitize_signal(signal, num_samples: int, num_leads: int, adc_gains: list[float] | None = None,
+                    baselines: list[int] | None = None, formats: list[str] | None = None) -> np.ndarray:
     """Make any array-like safe for the organizers' save step.
 
     Returns float64 of shape (num_samples, num_leads): NaN where missing, ±Inf turned to NaN, finite values
-    clipped into the range 16-bit storage can hold at each lead's gain. A wrong shape becomes all NaN
-    rather than a crash (a 1-D array of the right length fills one lead only if num_leads == 1).
+    clipped so that each lead's stored sample round(value * gain + baseline) fits its format (default: gain
+    1000, baseline 0, format 16). A wrong shape becomes all NaN rather than a crash (a 1-D array of the
+    right length fills one lead only if num_leads == 1).
     """
     out = np.full((max(int(num_samples), 1), max(int(num_leads), 1)), np.nan, dtype=np.float64)
     try:
@@ -113,11 +149,32 @@ def sanitize_signal(signal, num_samples: int, num_leads: int, adc_gains: list[fl
     n = min(arr.shape[0], out.shape[0])
     out[:n] = arr[:n]
     out[~np.isfinite(out)] = np.nan
-    limit = representable_limit_mv(adc_gains or [1000.0] * out.shape[1])
-    if limit.shape[0] != out.shape[1]:
-        limit = np.full(out.shape[1], limit.min() if limit.size else 32.766)
-    np.clip(out, -limit, limit, out=out)
+    gains = list(adc_gains or [])
+    if len(gains) != out.shape[1]:  # no usable per-lead gains: the challenge's for every lead
+        gains, baselines, formats = [DEFAULT_GAIN] * out.shape[1], None, None
+    lows, highs = storable_range(gains, baselines, formats)
+    np.clip(out, lows, highs, out=out)
     return out
+
+
+def save_step_accepts(header_text: str) -> bool:
+    """Whether the organizers' save step (wfdb.wrsamp with this header's fields) can write a signal at all:
+    at least one lead, a positive sampling rate, and a known format, a positive gain and an integer
+    baseline on every signal line. When it cannot, run_models must return no signal (None) for the record,
+    because that step runs outside the organizers' try/except and would stop their whole run."""
+    names = get_signal_names(header_text)
+    n = len(names)
+    if n == 0 or (get_num_signals(header_text) or 0) != n:
+        return False
+    fs = get_sampling_frequency(header_text)
+    if fs is None or not np.isfinite(fs) or fs <= 0:
+        return False
+    formats, gains, baselines = get_signal_formats(header_text), get_adc_gains(header_text), get_baselines(header_text)
+    if not (len(formats) == len(gains) == len(baselines) == n):
+        return False
+    return (all(f in FORMAT_DIGITAL_RANGE for f in formats)
+            and all(g is not None and np.isfinite(g) and g > 0 for g in gains)
+            and all(b is not None for b in baselines))
 
 
 def save_header(record: str | os.PathLike, header: str) -> None:

@@ -97,7 +97,7 @@ def extract_record(record: str, maps: str, suffix: str = "_mask.png", use_boxes:
     if not signals:
         return None
     signal = best_per_lead(signals, confidences, info.lead_names)
-    return sanitize_signal(signal, info.num_samples, info.num_leads, info.adc_gains)
+    return sanitize_signal(signal, info.num_samples, info.num_leads, info.adc_gains, info.baselines, info.formats)
 
 
 def main(argv: list[str] | None = None) -> int:
