@@ -225,8 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
     if a.command is None:
-        parser.print_help()
-        return 2
+        parser.error("name a command: digitize, classify, render or evaluate (paperecg --help)")
     from .digitize import UsageError
 
     commands = {"digitize": cmd_digitize, "classify": cmd_classify, "evaluate": cmd_evaluate}
