@@ -112,7 +112,7 @@ def rectified_to_original(points_xy: np.ndarray, rect: RectifiedPage, original_s
     return np.stack([x, y], axis=1)
 
 
-def draw_pieces(image_rgb: np.ndarray, pieces: list[tuple[str, np.ndarray]], alpha: float = 0.6,
+def draw_pieces(image_rgb: np.ndarray, pieces: list[tuple[str, np.ndarray]], alpha: float = 0.8,
                 thickness_px: int = 1) -> np.ndarray:
     """The image with every (lead, points) piece drawn in the lead's colour, blended at `alpha` so the
     page's own trace shows beneath (anti-aliased, sub-pixel)."""
@@ -144,7 +144,7 @@ def draw_labels(canvas: np.ndarray, labels: list[tuple[str, float, float]], font
 
 def overlay_on_original(original_rgb: np.ndarray, rect: RectifiedPage, extraction: Extraction,
                         signal_mv: np.ndarray, fs_hz: float, lead_names: list[str],
-                        lead_snr_db: dict[str, float] | None = None, alpha: float = 0.6,
+                        lead_snr_db: dict[str, float] | None = None, alpha: float = 0.8,
                         thickness_px: int | None = None, labels: bool = True) -> np.ndarray:
     """The image as given, with the digitized trace of every lead drawn back on it (see the module doc);
     each cell's name (+ its SNR when given) at its first sample, and the abstained leads listed."""
