@@ -238,3 +238,28 @@ def test_pyproject_installs_every_package_and_the_command():
     assert listed == found | {"paperecg.model"}
     assert conf["tool"]["setuptools"]["package-dir"]["paperecg.model"] == "model"
     assert conf["project"]["scripts"]["paperecg"] == "paperecg.cli:entry_point"
+
+
+def test_refuses_to_overwrite_a_record_it_did_not_write(tmp_path):
+    """Digitizing a challenge folder into itself would write over the reference: bad usage, nothing touched."""
+    from paperecg.records.io import write_record
+    from paperecg.records.synthetic import synthetic_ecg
+
+    write_record(str(tmp_path), "rec", synthetic_ecg(100.0, 10.0, "NORM", 0), 100.0, list(STANDARD_LEADS),
+                 ["Image: rec-0.png"])
+    Image.new("RGB", (40, 30), "white").save(tmp_path / "rec-0.png")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    r = run_cli("digitize", tmp_path, "-o", tmp_path, timeout=120)
+    assert r.returncode == 2 and "not written by paperecg" in r.stderr
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+@needs_model
+def test_classify_prints_classes_with_probabilities(folder_run):
+    r = run_cli("classify", folder_run["data"] / "scan one.png", "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    doc = json.loads(r.stdout)
+    (res,) = doc["results"]
+    assert res["name"] == "scan_one" and res["labels"] and not doc["failed"]
+    probs = res["probabilities"]
+    assert set(res["labels"]) <= set(probs) and all(0.0 <= p <= 1.0 for p in probs.values())

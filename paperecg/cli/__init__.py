@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 # --- commands ---------------------------------------------------------------------------------------------
 
 def cmd_digitize(a: argparse.Namespace) -> int:
-    from .digitize import Options, find_jobs, run_digitize, summary_line
+    from .digitize import Options, check_overwrites, find_jobs, run_digitize, summary_line
 
     if a.jobs < 1 or a.fs <= 0 or a.seconds <= 0:
         raise _usage("--jobs, --fs and --seconds must be positive")
@@ -137,6 +137,7 @@ def cmd_digitize(a: argparse.Namespace) -> int:
         raise _usage(f"--header {a.header}: no such file")
     opts = Options(out=a.out, model=find_model(a.model), fs_hz=a.fs, seconds=a.seconds, overlay=not a.no_overlay)
     jobs = find_jobs(a.paths, use_headers=not a.ignore_headers, header_file=a.header)
+    check_overwrites(jobs, a.out)
     t0 = time.time()
     results = run_digitize(jobs, opts, a.jobs, progress=not a.quiet)
     failed = [r for r in results if not r.ok]

@@ -140,6 +140,25 @@ def find_jobs(paths: list[str], use_headers: bool = True, header_file: str | Non
     return jobs
 
 
+OUTPUT_MARK = "paperecg digitize"  # in the comment line of every header this command writes
+
+
+def check_overwrites(jobs: list[Job], out: str) -> None:
+    """Refuse to write over a record this command did not write (a reference beside its page, when the
+    output folder is the input folder): UsageError naming the first one."""
+    for job in jobs:
+        hea = os.path.join(out, job.name + ".hea")
+        if os.path.isfile(hea):
+            try:
+                with open(hea, errors="replace") as f:
+                    ours = OUTPUT_MARK in f.read()
+            except OSError:
+                ours = False
+            if not ours:
+                raise UsageError(f"{hea} exists and was not written by paperecg: writing {job.name} would "
+                                 "overwrite it; choose another output folder (-o)")
+
+
 def standard_header(name: str, fs_hz: float, seconds: float, image_files: list[str]) -> HeaderInfo:
     """A header for a page that came without one: the 12 standard leads, fs_hz, `seconds` long, mV."""
     n = len(STANDARD_LEADS)
@@ -228,7 +247,7 @@ def write_outputs(job: Job, opts: Options, header: HeaderInfo, source: str, sign
     base = os.path.basename(job.name)
     os.makedirs(folder, exist_ok=True)
     safe = sanitize_signal(signal, header.num_samples, header.num_leads, [ADC_GAIN] * header.num_leads)
-    comments = [f"paperecg digitize: from {', '.join(os.path.basename(i) for i in job.images)}"]
+    comments = [f"{OUTPUT_MARK}: from {', '.join(os.path.basename(i) for i in job.images)}"]
     record = write_record(folder, base, safe, header.fs_hz, header.lead_names, comments, adc_gain=ADC_GAIN)
     written = [record + ".hea", record + ".dat"]
     with open(record + ".csv", "w") as f:
@@ -238,11 +257,14 @@ def write_outputs(job: Job, opts: Options, header: HeaderInfo, source: str, sign
     if opts.overlay:
         usable = [p for p in pages if p.extraction is not None and p.rectified is not None]
         for i, p in enumerate(usable):
-            canvas = overlay_on_original(p.page.rgb, p.rectified, p.extraction, p.extraction.signal,
-                                         header.fs_hz, header.lead_names)
             path = record + (OVERLAY_SUFFIX if len(usable) == 1 else f".p{i}{OVERLAY_SUFFIX}")
-            Image.fromarray(canvas).save(path)
-            overlays.append(path)
+            try:  # a picture that cannot be drawn must not cost the signals already written
+                canvas = overlay_on_original(p.page.rgb, p.rectified, p.extraction, p.extraction.signal,
+                                             header.fs_hz, header.lead_names)
+                Image.fromarray(canvas).save(path)
+                overlays.append(path)
+            except Exception as e:  # noqa: BLE001
+                report["warnings"].append(f"overlay of page {i} not drawn: {type(e).__name__}: {e}")
     report["overlays"] = [os.path.basename(p) for p in overlays]
     with open(record + ".json", "w") as f:
         json.dump(report, f, indent=1)
