@@ -5,10 +5,11 @@ Same CLI and behaviour as the organizers' script: records found recursively and 
 mirrors the input; the input header is copied, then the signal (if not None) and labels (if not None) are
 written. With -f a failing run_models gives (None, None) for that record; without it the run stops.
 
-Our addition: `--jobs N` (or PAPERECG_JOBS=N) spreads the records over N processes, one GPU each where
-there are GPUs (paperecg/pipeline/parallel.py); the outputs are the same as with one process.
+Our addition: `--jobs N` (or PAPERECG_JOBS=N) spreads the records over N worker processes (joblib), one
+GPU each where there are GPUs (paperecg/pipeline/parallel.py); the outputs are the same as with one process.
 """
 import argparse
+import functools
 import os
 import sys
 
@@ -31,13 +32,15 @@ def get_parser():
     return parser
 
 
+def run_shard(args, shard: str) -> None:
+    """One worker's part of a --jobs run: every N-th record."""
+    run(argparse.Namespace(**{**vars(args), "shard": shard}))
+
+
 def run(args):
     jobs = jobs_requested(args.jobs)
     if jobs > 1 and args.shard is None:
-        argv = ["-d", args.data_folder, "-m", args.model_folder, "-o", args.output_folder]
-        argv += ["-v"] * args.verbose + ["-f"] * args.allow_failures
-        if run_sharded(os.path.abspath(__file__), argv, jobs) != 0:
-            sys.exit(1)
+        run_sharded(functools.partial(run_shard, args), jobs)
         return
     if args.verbose:
         print("Loading the Challenge model...")

@@ -1,16 +1,22 @@
-"""Spread run_model.py over several processes (and GPUs): each process takes every N-th record.
+"""The package's one way of working in parallel: worker processes through joblib (loky).
+
+`map_in_workers(fn, tasks, jobs)` runs fn over the tasks in `jobs` worker processes (in this process when
+jobs == 1), each worker set up by `setup_worker` first: an even share of the CPU threads, or one GPU each in
+turn. Two users:
+
+- `paperecg digitize --jobs N`: one task per image (paperecg/cli/digitize.py);
+- run_model.py's `--jobs N` (or the environment variable `PAPERECG_JOBS`): one task per shard, every N-th
+  record (`shard_records`), each shard run by run_model.py's own loop in a worker.
 
 Records are independent and each is digitized and classified by the same deterministic code whichever
-process takes it, so the outputs are the same as a single process's (given the same torch thread count:
-floating-point sums can round differently with another count). Set the jobs with run_model.py's `--jobs N`
-or the environment variable `PAPERECG_JOBS`; workers get `--shard i/N` and, on a GPU machine,
-`CUDA_VISIBLE_DEVICES` set to one GPU each in turn.
+worker takes it, so the outputs are the same as a single process's (given the same torch thread count:
+floating-point sums can round differently with another count).
 """
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from ..hardware import cuda_device_count
 
@@ -50,15 +56,38 @@ def worker_env(index: int, jobs: int, gpus: int, base: dict[str, str] | None = N
     return env
 
 
-def run_sharded(script: str, argv: list[str], jobs: int) -> int:
-    """Run `script argv --shard i/jobs` for every i at once; returns 0 if every worker succeeded."""
+def setup_worker(index: int, jobs: int, gpus: int) -> None:
+    """Apply `worker_env` to this (worker) process. Called before the task touches torch's CUDA runtime,
+    which reads CUDA_VISIBLE_DEVICES when it starts."""
+    os.environ.update(worker_env(index, jobs, gpus))
+    from ..hardware import set_threads
+
+    set_threads()
+
+
+def _run_task(fn: Callable[[Any], Any], task: Any, index: int, jobs: int, gpus: int) -> Any:
+    setup_worker(index, jobs, gpus)
+    return fn(task)
+
+
+def map_in_workers(fn: Callable[[Any], Any], tasks: Iterable[Any], jobs: int, ordered: bool = False
+                   ) -> Iterator[Any]:
+    """fn(task) for every task: in this process when jobs == 1, else in `jobs` joblib (loky) worker
+    processes. Results come as they finish (ordered=False) or in task order. fn must be importable by
+    the workers (a module-level function) and its exceptions reach the caller."""
+    tasks = list(tasks)
+    if jobs <= 1 or len(tasks) <= 1:
+        for task in tasks:
+            yield fn(task)
+        return
+    from joblib import Parallel, delayed
+
     gpus = cuda_device_count()
-    procs = [subprocess.Popen([sys.executable, script, *argv, "--shard", f"{i}/{jobs}"],
-                              env=worker_env(i, jobs, gpus)) for i in range(jobs)]
-    codes = [p.wait() for p in procs]
-    failed = [i for i, c in enumerate(codes) if c != 0]
-    if failed:
-        print(f"run_model: worker(s) {failed} of {jobs} failed (exit codes {[codes[i] for i in failed]})",
-              file=sys.stderr)
-        return 1
-    return 0
+    jobs = min(jobs, len(tasks))
+    parallel = Parallel(n_jobs=jobs, backend="loky", return_as="generator" if ordered else "generator_unordered")
+    yield from parallel(delayed(_run_task)(fn, task, i % jobs, jobs, gpus) for i, task in enumerate(tasks))
+
+
+def run_sharded(run_shard: Callable[[str], Any], jobs: int) -> list[Any]:
+    """run_shard('i/jobs') for every shard i, each in its own worker (run_model.py's --jobs)."""
+    return list(map_in_workers(run_shard, [f"{i}/{jobs}" for i in range(jobs)], jobs, ordered=True))

@@ -5,7 +5,7 @@ overlays and a short report. Needs no external data.
 
 Writes OUT/data (records with references and page images), OUT/hidden (what inference sees),
 OUT/outputs (WFDB signals + labels, as run_model.py writes them), OUT/overlays/*.png (the digitized trace
-drawn over each rectified page, per-lead SNR), OUT/report.md and OUT/scores.json.
+drawn back over each page as given, one colour per lead, per-lead SNR), OUT/report.md and OUT/scores.json.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from paperecg.pipeline import entry
-from paperecg.pipeline.overlay import draw_overlay
+from paperecg.pipeline.overlay import overlay_on_original
 from paperecg.records.io import find_records, load_header, load_header_info, save_outputs
 from paperecg.score.evaluate import evaluate_folders
 from paperecg.tools.hidden_view import make_hidden_view
@@ -48,7 +48,8 @@ def write_overlays(pages: dict, hidden: str, overlays: str, per_lead) -> list[st
         for i, res in enumerate(results):
             if res.extraction is None or res.rectified is None:
                 continue
-            canvas = draw_overlay(res.rectified.image, res.extraction, signal, header.fs_hz, header.lead_names, snr)
+            canvas = overlay_on_original(res.page.rgb, res.rectified, res.extraction, signal, header.fs_hz,
+                                         header.lead_names, snr)
             path = os.path.join(overlays, f"{os.path.basename(rel)}-{i}.png")
             Image.fromarray(canvas).save(path)
             written.append(path)
@@ -79,7 +80,7 @@ def report(scores: dict, data: str, outputs: str, overlays: list[str], seconds: 
         pred = load_header_info(os.path.join(outputs, rel)).labels or []
         lines.append(f"| {rel} | {np.mean(vals):.2f} | {', '.join(true)} | {', '.join(pred)} |" if vals else
                      f"| {rel} | - | {', '.join(true)} | {', '.join(pred)} |")
-    lines += ["", "## Overlays", "", "The digitized trace (blue) over each rectified page, with per-lead SNR:", ""]
+    lines += ["", "## Overlays", "", "The digitized trace (one colour per lead, thin and see-through) over each page, with per-lead SNR:", ""]
     lines += [f"- `{os.path.relpath(p, os.path.dirname(outputs))}`" for p in overlays]
     return "\n".join(lines) + "\n"
 

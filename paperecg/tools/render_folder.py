@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import cv2
 import numpy as np
 
 from paperecg.layouts import LAYOUTS, lead_index
+from paperecg.pipeline.parallel import map_in_workers
 from paperecg.records.header import get_comment_lines
 from paperecg.records.io import load_header, write_record
 from paperecg.render.dataset import find_record_paths, page_seed, render_training_page
@@ -131,15 +130,9 @@ def main(argv=None) -> int:
     skipped = len(records) * args.pages_per_record - len(jobs)
     if skipped:
         print(f"resuming: {skipped} pages already there", file=sys.stderr)
-    if args.workers <= 1:
-        for job in tqdm(jobs, desc="render", unit="page"):
-            _job(job)
-    else:
-        # spawn, not fork: forking a process whose OpenMP pool has run can hang the children
-        with ProcessPoolExecutor(max_workers=args.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_job, job) for job in jobs]
-            for fut in tqdm(as_completed(futures), total=len(futures), desc="render", unit="page"):
-                fut.result()
+    # worker processes (joblib/loky: spawned, not forked, so a parent's OpenMP pool cannot hang them)
+    for _ in tqdm(map_in_workers(_job, jobs, args.workers), total=len(jobs), desc="render", unit="page"):
+        pass
     print(json.dumps({"pages": len(records) * args.pages_per_record, "rendered": len(jobs), "out": args.out}))
     return 0
 

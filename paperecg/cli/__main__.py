@@ -1,0 +1,4 @@
+"""`python -m paperecg.cli ...` is the `paperecg` command."""
+from paperecg.cli import entry_point
+
+entry_point()
