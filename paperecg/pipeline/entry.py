@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from paperecg.hardware import select_profile, set_threads
+from paperecg.hardware import ddp_procs_wanted, ddp_rank_world, select_profile, set_threads
 from paperecg.records.header import HeaderInfo
 from paperecg.records.images import load_pages
 from paperecg.records.io import image_paths, load_header_info, sanitize_signal
@@ -66,11 +66,16 @@ class Classifier:
 
 def train(data_folder: str, model_folder: str, verbose: bool = False) -> None:
     """Prevalence fallback, then the lead-name detector, the segmenter and the classifier, each within the
-    hardware profile's wall-clock budget. Unusable data raises UnusableDataError before any training."""
+    hardware profile's wall-clock budget. Unusable data raises UnusableDataError before any training.
+    Under torchrun (or with several processes wanted: paperecg.pipeline.ddp) every rank trains the segmenter and
+    the classifier; rank 0 alone trains the detector and writes the model folder."""
     from paperecg.render.dataset import find_eik_pages
 
     t0 = time.time()
     prof = select_profile()
+    rank, _local_rank, world = ddp_rank_world()
+    is_main = rank == 0
+    verbose = verbose and is_main
     _log(verbose, f"Profile {prof.name} on {prof.device}: budgets detector {prof.detector_minutes:g} min, "
                   f"segmenter {prof.segmenter_minutes:g} min, classifier {prof.classifier_minutes:g} min")
     _log(verbose, f"Scanning training data in {data_folder} ...")
@@ -83,10 +88,10 @@ def train(data_folder: str, model_folder: str, verbose: bool = False) -> None:
     if not with_signal and not eik_pages:
         raise UnusableDataError("no signal files to render training pages from and no ECG-Image-Kit pages "
                                 "(image + JSON): the digitizer cannot be trained")
-    os.makedirs(model_folder, exist_ok=True)
-
     prevalence = PrevalenceModel.fit([r.labels for r in labelled])
-    prevalence.save(model_folder)
+    if is_main:
+        os.makedirs(model_folder, exist_ok=True)
+        prevalence.save(model_folder)
     _log(verbose, "Label prevalence: " + ", ".join(f"{c} {p:.3f}" for c, p in prevalence.prevalence.items() if p))
 
     from paperecg.classify.train import train_classifier
@@ -94,15 +99,24 @@ def train(data_folder: str, model_folder: str, verbose: bool = False) -> None:
     from paperecg.segment.train import TrainConfig, train_segmenter
 
     log = print if verbose else (lambda *a, **k: None)
-    if "detector" in prof.components:
+    if "detector" in prof.components and is_main:
         _log(verbose, "Training the lead-name detector ...")
         train_detector(with_signal, os.path.join(model_folder, DETECTOR_DIR), prof.detector_minutes,
                        eik_pages=eik_pages, log=log)
-    if "segmenter" in prof.components:
+    parallel = [c for c in ("segmenter", "classifier") if c in prof.components]
+    procs = ddp_procs_wanted(prof)
+    if world == 1 and procs > 1 and parallel:
+        from .ddp import launch
+
+        if launch(data_folder, model_folder, parallel, procs, verbose, log=_warn):
+            parallel = []
+        else:
+            _warn(f"multi-process training failed: training {', '.join(parallel)} in this process instead")
+    if "segmenter" in parallel:
         _log(verbose, "Training the segmenter ...")
         train_segmenter(with_signal, os.path.join(model_folder, SEGMENTER_DIR), eik_pairs=eik_pages,
                         train_config=TrainConfig(minutes=prof.segmenter_minutes), log=log)
-    if "classifier" in prof.components:
+    if "classifier" in parallel:
         _log(verbose, "Training the classifier ...")
         train_classifier([r.path for r in labelled if r.has_signal], os.path.join(model_folder, CLASSIFIER_DIR),
                          minutes=prof.classifier_minutes, verbose=verbose)

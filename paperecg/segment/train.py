@@ -196,28 +196,25 @@ def train_segmenter(record_paths: list[str], out_dir: str, eik_pairs: list[tuple
                     fresh: bool = False, log=print) -> dict:
     """Train (or resume) into out_dir; the best validation weights end up in out_dir/model.safetensors with
     config.json. Returns a summary dict (steps, minutes, best_f1, threshold, ...)."""
-    from ..hardware import ddp_rank_world, select_profile
+    from ..hardware import amp_dtype, ddp_rank_world, ddp_setup, needs_grad_scaler, select_profile
 
     tc = train_config or TrainConfig()
     prof = select_profile()
-    rank, local_rank, world = ddp_rank_world()
+    rank, _local_rank, world = ddp_rank_world()
     minutes = tc.minutes if tc.minutes is not None else prof.segmenter_minutes
     budget_s = minutes * 60.0
     crop_px = prof.segmenter_crop if tc.crop_px == -1 else tc.crop_px
     # crops are small: 8 of them cost about as much as one page-sized batch of 2
     batch = tc.batch_size or (CPU_CROP_BATCH if crop_px is not None else prof.batch_size)
     workers = prof.num_workers if tc.num_workers is None else tc.num_workers
-    device_name = tc.device or prof.device
-    if world > 1 and device_name.startswith("cuda"):
-        device_name = f"cuda:{local_rank}"
-    device = torch.device(device_name)
-    use_amp = (prof.amp if tc.amp is None else tc.amp) and device.type == "cuda"
+    device = ddp_setup(tc.device or prof.device)  # cuda:LOCAL_RANK under torchrun; joins the process group
+    # AMP: float16 + gradient scaler on CUDA; bfloat16 autocast on the CPU (gpu profile run on a CPU: the
+    # same code path, no scaler since bfloat16 gradients do not underflow)
+    use_amp = bool(prof.amp if tc.amp is None else tc.amp)
+    autocast_dtype = amp_dtype(device.type)
     is_main = rank == 0
-    if world > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    os.makedirs(out_dir, exist_ok=True)
+    if is_main:  # only rank 0 writes the model folder
+        os.makedirs(out_dir, exist_ok=True)
     ckpt_path = os.path.join(out_dir, CHECKPOINT_NAME)
 
     # --- resume or start
@@ -265,7 +262,7 @@ def train_segmenter(record_paths: list[str], out_dir: str, eik_pairs: list[tuple
     # channels-last runs the oneDNN (CPU) and tensor-core (CUDA) convolutions faster
     model = ResUNetCBAM(mcfg).to(device, memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=needs_grad_scaler(device.type, use_amp))
     rng = np.random.default_rng([tc.seed, rank, 99])
     state = {"step": 0, "elapsed_s": 0.0, "next_page": 0, "page_credit": 0.0, "steps_per_page": tc.steps_per_page,
              "best_f1": -1.0, "best_threshold": mcfg.threshold, "last_val_s": 0.0, "last_val_step": 0}
@@ -273,7 +270,7 @@ def train_segmenter(record_paths: list[str], out_dir: str, eik_pairs: list[tuple
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
-        if use_amp and ckpt.get("scaler"):
+        if scaler.is_enabled() and ckpt.get("scaler"):
             scaler.load_state_dict(ckpt["scaler"])
         state.update(ckpt["state"])
         history = json.loads(ckpt["history"])
@@ -288,7 +285,8 @@ def train_segmenter(record_paths: list[str], out_dir: str, eik_pairs: list[tuple
     model.train()
     if is_main:
         log(f"segmenter: {count_parameters(model) / 1e6:.2f} M parameters, base {mcfg.base_channels}, depth "
-            f"{mcfg.depth}, device {device}, amp {use_amp}, batch {batch}x{crop_hw[0]}x{crop_hw[1]}, "
+            f"{mcfg.depth}, device {device}, amp {autocast_dtype if use_amp else False} "
+            f"(grad scaler {'on' if scaler.is_enabled() else 'off'}), ranks {world}, batch {batch}x{crop_hw[0]}x{crop_hw[1]}, "
             f"{len(train_recs)} train / {len(val_recs)} val records, {len(eik_train)} + {len(eik_val)} EIK pages, "
             f"budget {minutes:g} min, workers {workers}")
 
@@ -314,7 +312,7 @@ def train_segmenter(record_paths: list[str], out_dir: str, eik_pairs: list[tuple
         state["next_page"] = pool.next_id
         _atomic_torch_save({
             "model": model.state_dict(), "optimizer": opt.state_dict(),
-            "scaler": scaler.state_dict() if use_amp else {}, "state": dict(state),
+            "scaler": scaler.state_dict() if scaler.is_enabled() else {}, "state": dict(state),
             "history": json.dumps(history), "numpy_rng": json.dumps(rng.bit_generator.state),
             "torch_rng": torch.get_rng_state(), "model_config": mcfg.to_dict(),
             "train_config": json.dumps(tc.to_dict()),
@@ -384,7 +382,7 @@ def train_segmenter(record_paths: list[str], out_dir: str, eik_pairs: list[tuple
             if probing:
                 torch.set_num_threads(probe["plan"][0])
             ts = time.perf_counter()
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+            with torch.autocast(device_type=device.type, dtype=autocast_dtype, enabled=use_amp):
                 logits = ddp_model(x)
             loss = segmentation_loss(logits, y, tc.loss)
             opt.zero_grad(set_to_none=True)
