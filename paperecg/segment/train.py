@@ -345,7 +345,7 @@ def train_segmenter(record_paths: list[str], out_dir: str, eik_pairs: list[tuple
     bar = tqdm(total=int(budget_s), initial=int(state["elapsed_s"]), unit="s", desc="segmenter",
                disable=not is_main, mininterval=5.0)
     last_bar = int(state["elapsed_s"])
-    stop_flag = torch.zeros(1, device=device)
+    sync = torch.zeros(2, dtype=torch.float64, device=device)  # (stop, progress), all-reduced under DDP
     max_threads = torch.get_num_threads()
     probe = {"due_s": state["elapsed_s"] + 15.0, "plan": [], "times": {}}
     auto_threads = tc.auto_threads and device.type == "cpu" and max_threads > 1 and world == 1
@@ -353,10 +353,15 @@ def train_segmenter(record_paths: list[str], out_dir: str, eik_pairs: list[tuple
         while True:
             state["elapsed_s"] = time.perf_counter() - t0
             done = state["elapsed_s"] >= budget_s or (tc.max_steps is not None and state["step"] >= tc.max_steps)
-            if world > 1:  # every rank stops at the same step
-                stop_flag.fill_(float(done))
-                torch.distributed.all_reduce(stop_flag, op=torch.distributed.ReduceOp.MAX)
-                done = bool(stop_flag.item())
+            progress = state["elapsed_s"] / budget_s
+            if tc.max_steps:
+                progress = max(progress, state["step"] / tc.max_steps)
+            if world > 1:
+                # every rank stops at the same step and uses the same learning rate (the furthest clock's):
+                # rank-local wall-clock schedules would give each rank other updates and split the weights
+                sync[0], sync[1] = float(done), progress
+                torch.distributed.all_reduce(sync, op=torch.distributed.ReduceOp.MAX)
+                done, progress = bool(sync[0].item()), float(sync[1].item())
             if done:
                 break
             # refresh the pool
@@ -371,9 +376,6 @@ def train_segmenter(record_paths: list[str], out_dir: str, eik_pairs: list[tuple
             x_np, y_np = pool.crops(rng, batch, crop_hw, tc.fg_prob, tc.photometric)
             x = torch.from_numpy(x_np).to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
             y = torch.from_numpy(y_np).to(device, non_blocking=True)
-            progress = state["elapsed_s"] / budget_s
-            if tc.max_steps:
-                progress = max(progress, state["step"] / tc.max_steps)
             for g in opt.param_groups:
                 g["lr"] = tc.lr * lr_factor(progress, state["step"], tc.warmup_steps, tc.lr_final_fraction)
             if auto_threads and not probe["plan"] and state["elapsed_s"] >= probe["due_s"]:
