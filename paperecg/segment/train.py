@@ -158,7 +158,9 @@ class _BackgroundPages:
                     yield pid, page_fn(pid)
                     k += nw
 
-        self.loader = DataLoader(_Ids(), batch_size=None, num_workers=num_workers, persistent_workers=True,
+        # not persistent: the iterator must live only in the thread below, so that it (and with it every
+        # worker process) is shut down when the thread ends
+        self.loader = DataLoader(_Ids(), batch_size=None, num_workers=num_workers, persistent_workers=False,
                                  prefetch_factor=4)
         self.queue: queue.Queue = queue.Queue(maxsize=4 * num_workers)
         self._stop = threading.Event()
@@ -185,8 +187,12 @@ class _BackgroundPages:
                 break
         return out
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """Stop rendering and end the worker processes. Without this they kept rendering pages through the
+        classifier's training (the iterator outlived train_segmenter), and the classifier's forked loader
+        workers inherited it ('AssertionError: can only test a child process' at their exit)."""
         self._stop.set()
+        self.thread.join(timeout_s)  # the thread's exit drops the loader iterator, which ends the workers
 
 
 # --- training -----------------------------------------------------------------------------------------
@@ -297,7 +303,8 @@ def train_segmenter(record_paths: list[str], out_dir: str, eik_pairs: list[tuple
     if workers > 0:
         # page ids strided over ranks so that every rank sees different pages
         background = _BackgroundPages(page_fn, state["next_page"], world, rank, workers)
-        while pool.filled < min(tc.min_pool, tc.pool_size):
+        # start once every worker has delivered a page; the pool keeps filling while the model trains
+        while pool.filled < min(tc.min_pool, tc.pool_size, max(2, workers)):
             for _pid, sample in background.drain(tc.pool_size):
                 pool.push(sample)
             time.sleep(0.05)
