@@ -188,9 +188,10 @@ def ddp_setup(device_name: str) -> "torch.device":
 
     rank, local_rank, world = ddp_rank_world()
     device = torch.device(device_name)
-    if world > 1 and device.type == "cuda":
-        device = torch.device("cuda", local_rank)
     if device.type == "cuda":
+        # an explicit index: torch.cuda.set_device rejects a bare "cuda" (ValueError), which used to end the
+        # segmenter's training at its first line on every GPU
+        device = torch.device("cuda", local_rank if world > 1 else (device.index or 0))
         torch.cuda.set_device(device)
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo",

@@ -130,6 +130,9 @@ def test_train_models_launches_torchrun(ddp_run):
     for sub in ("segmenter", "classifier"):
         assert os.path.isfile(model / sub / "config.json"), sub
     assert os.path.isfile(model / "prevalence.json")
+    with open(model / "segmenter" / "train_history.json") as f:
+        # two steps at least: DDP's gradient buckets and the shared stop/lr all-reduce ran more than once
+        assert json.load(f)["state"]["step"] >= 2
 
 
 def test_ranks_end_with_identical_weights(ddp_reports):

@@ -171,3 +171,17 @@ def test_gpu_check_forward_backward_of_every_network_under_cpu_autocast():
     for case in cases:
         r = forward_backward(case, torch.device("cpu"), smoke=True)
         assert "error" not in r and r["grads_finite"] and r["batch"] == case["batch"], (case["name"], r)
+
+
+def test_ddp_setup_gives_an_indexed_cuda_device(monkeypatch):
+    """torch.cuda.set_device(torch.device('cuda')) raises; the trainers' device setup must pass an index."""
+    from torch.cuda import _get_device_index
+
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: chosen.append(_get_device_index(d)))
+    for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(k, raising=False)
+    assert hardware.ddp_setup("cuda") == torch.device("cuda", 0)
+    assert hardware.ddp_setup("cuda:1") == torch.device("cuda", 1)
+    assert hardware.ddp_setup("cpu") == torch.device("cpu")
+    assert chosen == [0, 1]
