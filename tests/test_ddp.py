@@ -105,8 +105,8 @@ def ddp_run(tmp_path_factory):
     (probe_dir / "sitecustomize.py").write_text(PROBE)
     config = root / "toy.json"
     config.write_text(json.dumps({"segmenter_minutes": 0.08, "classifier_minutes": 0.12}))
-    env = {"PYTHONPATH": os.pathsep.join([str(probe_dir), ROOT]), "PAPERECG_PROFILE": "tiny", "PAPERECG_COMPONENTS": "segmenter,classifier", "PAPERECG_DDP_PROCS": "2",
-           "PAPERECG_THREADS": "1", "PAPERECG_CONFIG": str(config), "DDP_PROBE_OUT": str(reports),
+    env = {"PYTHONPATH": os.pathsep.join([str(probe_dir), ROOT]), "PAPERECG_PROFILE": "tiny",
+           "PAPERECG_COMPONENTS": "segmenter,classifier", "PAPERECG_DDP_PROCS": "2", "PAPERECG_THREADS": "1", "PAPERECG_CONFIG": str(config), "DDP_PROBE_OUT": str(reports),
            "DDP_PROBE_MODEL": str(model)}
     # the probe reaches the ranks through the PYTHONPATH they inherit
     r = run_script(["train_model.py", "-d", str(data), "-m", str(model), "-v"], env_extra=env)

@@ -292,7 +292,8 @@ def train_segmenter(record_paths: list[str], out_dir: str, eik_pairs: list[tuple
     if is_main:
         log(f"segmenter: {count_parameters(model) / 1e6:.2f} M parameters, base {mcfg.base_channels}, depth "
             f"{mcfg.depth}, device {device}, amp {autocast_dtype if use_amp else False} "
-            f"(grad scaler {'on' if scaler.is_enabled() else 'off'}), ranks {world}, batch {batch}x{crop_hw[0]}x{crop_hw[1]}, "
+            f"(grad scaler {'on' if scaler.is_enabled() else 'off'}), ranks {world}, "
+            f"batch {batch}x{crop_hw[0]}x{crop_hw[1]}, "
             f"{len(train_recs)} train / {len(val_recs)} val records, {len(eik_train)} + {len(eik_val)} EIK pages, "
             f"budget {minutes:g} min, workers {workers}")
 
