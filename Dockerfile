@@ -1,6 +1,8 @@
 # The organizers build this image, then run train_model.py and run_model.py inside it without network.
 # The tag matches requirements.txt's torch; if a registry lacks it, build with
 # --build-arg BASE_IMAGE=pytorch/pytorch:<torch>-cuda<x.y>-cudnn9-runtime (and pin that torch in requirements.txt).
+# CUDA 13.0 needs an NVIDIA driver >= 580.65.06 on the host (580 branch or newer). For an older driver pick a
+# base of an older CUDA (12.8: driver >= 570); with a driver too old the entry warns once and runs on the CPU.
 ARG BASE_IMAGE=pytorch/pytorch:2.14.1-cuda13.0-cudnn9-runtime
 FROM ${BASE_IMAGE}
 

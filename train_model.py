@@ -1,5 +1,22 @@
 #!/usr/bin/env python
-"""Train the models: python train_model.py -d DATA -m MODEL [-v]   (same CLI as the organizers' script)."""
+"""Train the models: python train_model.py -d DATA -m MODEL [-v]   (same CLI as the organizers' script).
+
+Several GPUs (or CPU processes): the segmenter and the classifier train with DistributedDataParallel in one
+process per GPU, launched from inside team_code.train_models, so the organizers' own copy of this script
+needs nothing extra:
+
+    python train_model.py -d DATA -m MODEL -v                         # one process per usable GPU (automatic)
+    PAPERECG_DDP_PROCS=2 python train_model.py -d DATA -m MODEL -v    # force the count (on the CPU: gloo)
+    PAPERECG_DDP_PROCS=1 python train_model.py -d DATA -m MODEL -v    # one process, no torchrun
+
+train_models trains the prevalence model and the lead-name detector itself, then runs
+`python -m torch.distributed.run --standalone --nproc_per_node N -m paperecg.pipeline.ddp DATA MODEL` for the
+rest; if that fails it trains them in its own process. Launching the ranks yourself works too:
+
+    torchrun --standalone --nproc_per_node 2 train_model.py -d DATA -m MODEL -v
+
+Either way every rank trains and rank 0 alone writes the model folder (see paperecg/pipeline/ddp.py).
+"""
 import argparse
 import sys
 

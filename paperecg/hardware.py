@@ -1,16 +1,25 @@
 """Hardware choice in one place: device, threads, AMP, DDP rank and training profile.
 
 Every trainer asks this module; nothing else reads CUDA state or the environment for these choices.
+CUDA counts only when it works: a driver too old for the torch build (torch warns, or a tiny CUDA op fails)
+means the CPU profile, with one warning on stderr instead of a crash later.
+
 Overrides: environment variables `PAPERECG_DEVICE` (cpu/cuda/cuda:N), `PAPERECG_PROFILE` (cpu/gpu/tiny),
 `PAPERECG_THREADS`, `PAPERECG_BUDGET_SCALE` (multiplies every wall-clock budget), `PAPERECG_COMPONENTS`
 (comma list of detector/segmenter/classifier to train; empty = prevalence model only), or a JSON file named by
-`PAPERECG_CONFIG` whose keys override the profile's fields (e.g. {"segmenter_minutes": 20}).
+`PAPERECG_CONFIG` whose keys override the profile's fields (e.g. {"segmenter_minutes": 20}), and
+`PAPERECG_DDP_PROCS` (training processes for the segmenter and classifier; default: one per usable GPU,
+0 or 1 = one process; on the CPU the processes talk through gloo).
 """
 from __future__ import annotations
 
 import json
 import os
+import sys
+import warnings
 from dataclasses import asdict, dataclass, replace
+from datetime import timedelta
+from functools import lru_cache
 
 
 @dataclass(frozen=True)
@@ -28,19 +37,63 @@ class Profile:
     num_workers: int
     # which trainable components train_models builds (the prevalence fallback always); PAPERECG_COMPONENTS
     components: tuple[str, ...] = ("detector", "segmenter", "classifier")
+    # classifier image-branch crop size in px; None = the recipe's (384 gpu, 224 cpu, 64 tiny). A smaller one
+    # lets the gpu recipe be tried out on a CPU in seconds (PAPERECG_CONFIG {"classifier_image_px": 96})
+    classifier_image_px: int | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def cuda_device_count() -> int:
-    """Visible CUDA devices; 0 when torch is missing or its CUDA runtime is broken (CPU it is)."""
+_WARNED: set[str] = set()
+
+
+def _warn_once(msg: str) -> None:
+    """select_profile runs many times per process: each hardware warning is printed once."""
+    if msg not in _WARNED:
+        _WARNED.add(msg)
+        print(f"[paperecg] {msg}", file=sys.stderr, flush=True)
+
+
+def probe_cuda() -> tuple[int, str | None]:
+    """(usable CUDA devices, why CUDA is present but unusable or None). Usable means torch sees a device
+    without complaint and a tiny kernel runs and returns the right answer on it."""
     try:
         import torch
+    except ImportError:
+        return 0, None
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            available = torch.cuda.is_available()
+        # torch only warns (and answers False) when a driver exists but cannot serve this build
+        complaints = [str(w.message) for w in caught if "cuda" in str(w.message).lower()]
+        if not available:
+            return 0, ("; ".join(complaints) or None)
+        count = torch.cuda.device_count()
+        if count < 1:
+            return 0, "torch.cuda.is_available() is True but no device is visible"
+        got = (torch.arange(4, device="cuda:0", dtype=torch.float32) * 2).sum().item()
+        if got != 12.0:
+            return 0, f"a test kernel on cuda:0 returned {got} instead of 12"
+        return count, None
+    except Exception as e:  # a runtime or driver error: the CPU it is
+        return 0, f"{type(e).__name__}: {e}".strip()
 
-        return torch.cuda.device_count() if torch.cuda.is_available() else 0
-    except Exception:
-        return 0
+
+@lru_cache(maxsize=1)
+def _cuda_once() -> tuple[int, str | None]:
+    count, problem = probe_cuda()
+    if problem:
+        _warn_once(f"CUDA is present but unusable ({problem.splitlines()[0][:300]}); falling back to the CPU "
+              "profile. The pinned torch build needs an NVIDIA driver new enough for its CUDA version "
+              "(see README, 'GPU').")
+    return count, problem
+
+
+def cuda_device_count() -> int:
+    """Usable CUDA devices; 0 when torch is missing, there is no GPU, or CUDA is broken (one warning)."""
+    return _cuda_once()[0]
 
 
 COMPONENTS = ("detector", "segmenter", "classifier")
@@ -59,8 +112,13 @@ def select_profile() -> Profile:
         raise ValueError(f"PAPERECG_PROFILE={name!r}: choose one of {sorted(PROFILES)}")
     prof = PROFILES[name]
     if os.environ.get("PAPERECG_DEVICE"):
-        dev = os.environ["PAPERECG_DEVICE"]
-        prof = replace(prof, device=dev, amp=prof.amp and dev.startswith("cuda"))
+        # AMP stays on for the gpu profile on the CPU: autocast runs in bfloat16 there (see amp_dtype)
+        prof = replace(prof, device=os.environ["PAPERECG_DEVICE"])
+    elif prof.device.startswith("cuda") and cuda_device_count() == 0:
+        # the gpu profile asked for without a usable GPU: the CPU recipe instead of a crash at the first tensor
+        if _cuda_once()[1] is None:
+            _warn_once(f"PAPERECG_PROFILE={name} but no CUDA device: using the CPU profile")
+        prof = PROFILES["cpu"]
     scale = float(os.environ.get("PAPERECG_BUDGET_SCALE", "1"))
     if scale != 1:
         prof = replace(prof, detector_minutes=prof.detector_minutes * scale,
@@ -96,3 +154,55 @@ def ddp_rank_world() -> tuple[int, int, int]:
     """(rank, local_rank, world_size) under torchrun; (0, 0, 1) otherwise."""
     return (int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)),
             int(os.environ.get("WORLD_SIZE", 1)))
+
+
+def amp_dtype(device_type: str) -> "torch.dtype":
+    """Autocast dtype: float16 on CUDA (tensor cores on every card since the T4; needs the gradient scaler),
+    bfloat16 on the CPU (the only dtype CPU autocast supports well; it has float32's exponent range, so
+    gradients cannot underflow and the scaler stays off)."""
+    import torch
+
+    return torch.float16 if device_type == "cuda" else torch.bfloat16
+
+
+def needs_grad_scaler(device_type: str, amp: bool) -> bool:
+    """The GradScaler guards float16 gradients against underflow; with bfloat16 (CPU) it has nothing to do."""
+    return amp and device_type == "cuda"
+
+
+def is_main_process() -> bool:
+    """True outside torchrun and on rank 0: the only process that writes the model folder."""
+    return ddp_rank_world()[0] == 0
+
+
+def ddp_timeout(prof: Profile) -> timedelta:
+    """Collective timeout: a rank may wait for another through a whole component (rank 0 trains the
+    detector alone; folds of the signal ensemble are split unevenly), so the budgets plus a margin."""
+    return timedelta(minutes=30 + prof.detector_minutes + prof.segmenter_minutes + prof.classifier_minutes)
+
+
+def ddp_setup(device_name: str) -> "torch.device":
+    """This process's device; under torchrun also joins the process group (nccl on CUDA, gloo on the CPU)
+    and pins this rank's GPU (cuda:LOCAL_RANK)."""
+    import torch
+
+    rank, local_rank, world = ddp_rank_world()
+    device = torch.device(device_name)
+    if device.type == "cuda":
+        # an explicit index: torch.cuda.set_device rejects a bare "cuda" (ValueError), which used to end the
+        # segmenter's training at its first line on every GPU
+        device = torch.device("cuda", local_rank if world > 1 else (device.index or 0))
+        torch.cuda.set_device(device)
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                             timeout=ddp_timeout(select_profile()))
+    return device
+
+
+def ddp_procs_wanted(prof: Profile) -> int:
+    """Training processes for the segmenter and classifier: PAPERECG_DDP_PROCS, else one per usable GPU
+    when the profile runs on CUDA (1 = no torchrun)."""
+    text = os.environ.get("PAPERECG_DDP_PROCS", "").strip()
+    if text:
+        return max(1, int(text))
+    return max(1, cuda_device_count()) if prof.device.startswith("cuda") else 1

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..hardware import ddp_rank_world, select_profile, set_threads
+from ..hardware import amp_dtype, ddp_rank_world, ddp_setup, needs_grad_scaler, select_profile, set_threads
 from ..records.header import HeaderInfo
 from ..records.io import image_paths, load_header_info, load_signal
 from ..records.labels import CLASSES, labels_to_multi_hot
@@ -285,7 +285,7 @@ def train_image_net(cfg: ClassifierConfig, records: list[TrainRecord], y: np.nda
     """ResNet on rendered pages; time-budgeted; checkpoints every few minutes to work_dir/image_ckpt.pt."""
     from tqdm import tqdm
 
-    rank, local_rank, world = ddp_rank_world()
+    rank, _local_rank, world = ddp_rank_world()
     torch.manual_seed(seed)
     net = build_image_net(cfg.image_arch, len(cfg.classes))
     lr = 1e-3
@@ -308,13 +308,15 @@ def train_image_net(cfg: ClassifierConfig, records: list[TrainRecord], y: np.nda
         _log(verbose, f"image branch: resumed at step {step}")
     model = net
     if world > 1:
-        model = nn.parallel.DistributedDataParallel(net, device_ids=[local_rank] if device.type == "cuda" else None)
+        model = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
     trained = y.sum(axis=0) > 0
     loss_fn = _masked_bce(torch.tensor(positive_weights(y, cfg.imbalance_power), device=device),
                           torch.tensor(trained.astype(np.float32), device=device))
     ds = ImageTrainSet(records, y.astype(np.float32), cfg.image_size_px, cfg.render_dpi, seed + 1000 * rank)
     bs = max(1, min(batch_size, len(ds)))
-    scaler = torch.amp.GradScaler(enabled=amp)
+    # float16 + scaler on CUDA; bfloat16 autocast without a scaler on the CPU (see hardware.amp_dtype)
+    scaler = torch.amp.GradScaler(device.type, enabled=needs_grad_scaler(device.type, amp))
+    autocast_dtype = amp_dtype(device.type)
     budget_s = minutes * 60.0
     t0 = time.time() - elapsed_before
     total_steps = max(1, max_epochs * math.ceil(len(ds) / bs))
@@ -338,7 +340,7 @@ def train_image_net(cfg: ClassifierConfig, records: list[TrainRecord], y: np.nda
                 break
             for g in opt.param_groups:
                 g["lr"] = _progress_lr(progress, lr)
-            with torch.autocast(device_type=device.type, enabled=amp):
+            with torch.autocast(device_type=device.type, dtype=autocast_dtype, enabled=amp):
                 logits = model(xb.to(device, non_blocking=True))
             loss = loss_fn(logits.float(), yb.to(device))
             opt.zero_grad(set_to_none=True)
@@ -382,19 +384,17 @@ def train_classifier(record_paths: list[str], out_dir: str, minutes: float | Non
     profile = select_profile()
     settings = _settings(profile.name)
     minutes = float(profile.classifier_minutes if minutes is None else minutes)
-    device = torch.device(profile.device)
+    if profile.name == "gpu":  # the profile's worker count caps the loader workers (PAPERECG_CONFIG tests)
+        settings["workers"] = min(settings["workers"], profile.num_workers)
+    device = ddp_setup(profile.device)  # cuda:LOCAL_RANK under torchrun; joins the process group
     if device.type == "cpu":
         # the loader worker (augmentation, rendering) needs a core of its own: torch threads that compete
         # with it for the cores slow down many-fold
         torch.set_num_threads(max(1, set_threads() - settings["workers"]))
-    rank, local_rank, world = ddp_rank_world()
-    if world > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        if device.type == "cuda":
-            device = torch.device("cuda", local_rank)
-            torch.cuda.set_device(device)
+    rank, _local_rank, world = ddp_rank_world()
     work_dir = os.path.join(out_dir, "_work")
-    os.makedirs(work_dir, exist_ok=True)
+    if rank == 0:  # only rank 0 writes the model folder
+        os.makedirs(work_dir, exist_ok=True)
 
     records = load_training_records(record_paths, verbose and rank == 0)
     y = labels_to_multi_hot([r.info.labels for r in records], CLASSES)
@@ -402,7 +402,8 @@ def train_classifier(record_paths: list[str], out_dir: str, minutes: float | Non
         raise ValueError(f"no labelled training records among {len(record_paths)} records: the classifier "
                          "needs '# Labels:' lines naming at least one of " + ", ".join(CLASSES))
     trained = y.sum(axis=0) > 0
-    cfg = ClassifierConfig(image_arch=image_arch, image_size_px=image_size_px or settings["image_size_px"],
+    image_size_px = image_size_px or profile.classifier_image_px or settings["image_size_px"]
+    cfg = ClassifierConfig(image_arch=image_arch, image_size_px=image_size_px,
                            trained_classes=[bool(t) for t in trained])
     missing = [c for c, t in zip(CLASSES, trained) if not t]
     _log(verbose and rank == 0, f"class counts: " + ", ".join(f"{c} {int(n)}" for c, n in zip(CLASSES, y.sum(0)))
@@ -421,24 +422,37 @@ def train_classifier(record_paths: list[str], out_dir: str, minutes: float | Non
     views = [validation_signal_view(x, seed + i) if x is not None else None for i, x in enumerate(xs)]
 
     side_stats = side_feature_stats([views[i] for i in sig_idx], [demo[i] for i in sig_idx]) if len(sig_idx) else None
-    # signal branch: k fold models; fold f is trained by rank f % world and checkpointed to work_dir
+    # signal branch: k fold models; under torchrun fold f is trained by rank f % world and sent to the
+    # others (rank 0 alone checkpoints every fold to work_dir)
     signal_nets: list[nn.Module] = []
     oof = np.full((len(records), len(CLASSES)), np.nan, dtype=np.float64)
     from safetensors.torch import load_file, save_file
-    for f in range(k if len(sig_idx) else 0):
+    n_folds = k if len(sig_idx) else 0
+    fold_states: dict[int, dict] = {}
+    for f in range(n_folds):
         path = os.path.join(work_dir, f"signal_{f}.safetensors")
-        if f % world == rank and not (resume and os.path.isfile(path)):
-            tr = [i for i in sig_idx if folds_all[i] != f or k == 1]
-            _log(verbose, f"signal fold {f + 1}/{k}: {len(tr)} training records")
-            net = train_signal_net(cfg, [xs[i] for i in tr], [demo[i] for i in tr], y[tr], signal_minutes / k,
-                                   settings["signal_max_epochs"], device, seed + f, settings["signal_batch"],
-                                   workers=settings["workers"], side_stats=side_stats, verbose=verbose)
-            save_file({n: t.detach().cpu().contiguous() for n, t in net.state_dict().items()}, path)
+        if f % world != rank:
+            continue
+        if resume and os.path.isfile(path):
+            fold_states[f] = load_file(path)
+            continue
+        tr = [i for i in sig_idx if folds_all[i] != f or k == 1]
+        _log(verbose, f"signal fold {f + 1}/{k}: {len(tr)} training records")
+        net = train_signal_net(cfg, [xs[i] for i in tr], [demo[i] for i in tr], y[tr], signal_minutes / k,
+                               settings["signal_max_epochs"], device, seed + f, settings["signal_batch"],
+                               workers=settings["workers"], side_stats=side_stats, verbose=verbose)
+        fold_states[f] = {n: t.detach().cpu().contiguous() for n, t in net.state_dict().items()}
     if world > 1:
-        torch.distributed.barrier()
-    for f in range(k if len(sig_idx) else 0):
+        for f in range(n_folds):
+            box = [fold_states.get(f)]
+            torch.distributed.broadcast_object_list(box, src=f % world)
+            fold_states[f] = box[0]
+    for f in range(n_folds):
+        path = os.path.join(work_dir, f"signal_{f}.safetensors")
+        if rank == 0 and not (resume and os.path.isfile(path)):
+            save_file(fold_states[f], path)
         net = make_signal_net(cfg)
-        net.load_state_dict(load_file(os.path.join(work_dir, f"signal_{f}.safetensors")))
+        net.load_state_dict(fold_states[f])
         net = net.to(device).eval()
         signal_nets.append(net)
         va = [i for i in sig_idx if folds_all[i] == f] if k > 1 else []
@@ -459,7 +473,7 @@ def train_classifier(record_paths: list[str], out_dir: str, minutes: float | Non
                                     f"{cfg.image_arch} at {cfg.image_size_px}px")
         image_net = train_image_net(cfg, [records[i] for i in tr], y[tr], image_minutes,
                                     settings["image_max_epochs"], device, seed, settings["image_batch"],
-                                    profile.amp and device.type == "cuda", settings["workers"], work_dir,
+                                    profile.amp, settings["workers"], work_dir,
                                     imagenet, resume, verbose and rank == 0)
         if device.type == "cpu":
             torch.set_num_threads(set_threads())  # the loader worker is gone: inference gets every core
@@ -487,8 +501,9 @@ def train_classifier(record_paths: list[str], out_dir: str, minutes: float | Non
             cfg.fusion_weight_signal, cfg.thresholds_fused = w, thr.tolist()
             notes["val_macro_f_fused"] = f
             notes["val_macro_f_signal_fold0"] = _score(oof[val][both], y[val][both], cfg.thresholds_signal, cfg)
-        np.savez_compressed(os.path.join(work_dir, "val_probs.npz"), oof=oof, image_val=p_img_val,
-                            val_index=val, y=y)
+        if rank == 0:
+            np.savez_compressed(os.path.join(work_dir, "val_probs.npz"), oof=oof, image_val=p_img_val,
+                                val_index=val, y=y)
     else:
         cfg.thresholds_fused = list(cfg.thresholds_signal)
         cfg.fusion_weight_signal = 1.0

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from paperecg.hardware import select_profile, set_threads
+from paperecg.hardware import ddp_procs_wanted, ddp_rank_world, select_profile, set_threads
 from paperecg.records.header import HeaderInfo, parse_header
 from paperecg.records.images import PageImage, load_pages
 from paperecg.records.io import image_paths, load_header, sanitize_signal, save_step_accepts
 
 from .data import UnusableDataError, check_trainable, require_labels, scan_training_folder
+from .ddp import DDP_CHILD_ENV
 from .digitizer import DETECTOR_DIR, SEGMENTER_DIR, Digitizer
 from .prevalence import PrevalenceModel
 
@@ -82,11 +83,17 @@ def _staged(model_folder: str, part: str) -> str:
 def train(data_folder: str, model_folder: str, verbose: bool = False) -> None:
     """Prevalence fallback, then the lead-name detector, the segmenter and the classifier, each within the
     hardware profile's wall-clock budget. Unusable data raises UnusableDataError before any training; a
-    training that fails leaves the model folder as it was (not created, or with its previous parts)."""
+    training that fails leaves the model folder as it was (not created, or with its previous parts).
+    Under torchrun (or with several processes wanted: paperecg.pipeline.ddp) every rank trains the segmenter and
+    the classifier into the staging folders; rank 0 alone trains the detector and writes the model folder.
+    Ranks launched by a parent train_models (PAPERECG_DDP_CHILD) leave staging and the final move to it."""
     from paperecg.render.dataset import find_eik_pages
 
     t0 = time.time()
     prof = select_profile()
+    rank, _local_rank, world = ddp_rank_world()
+    is_main = rank == 0
+    verbose = verbose and is_main
     _log(verbose, f"Profile {prof.name} on {prof.device}: budgets detector {prof.detector_minutes:g} min, "
                   f"segmenter {prof.segmenter_minutes:g} min, classifier {prof.classifier_minutes:g} min")
     _log(verbose, f"Scanning training data in {data_folder} ...")
@@ -101,11 +108,18 @@ def train(data_folder: str, model_folder: str, verbose: bool = False) -> None:
                                 "(image + JSON): the digitizer cannot be trained")
     check_trainable(records, len(eik_pages), prof.components)
 
+    child = os.environ.get(DDP_CHILD_ENV) == "1"  # ranks launched by paperecg.pipeline.ddp for a parent
+    if child or not is_main:
+        # the parent (or rank 0) owns the staging folders and moves them into place
+        _train_parts(data_folder, model_folder, prof, labelled, with_signal, eik_pages, verbose, rank, world,
+                     write_prevalence=False)
+        return
     created = not os.path.isdir(model_folder)
     os.makedirs(model_folder, exist_ok=True)
     _remove_staged(model_folder)  # left by an interrupted run
     try:
-        _train_parts(model_folder, prof, labelled, with_signal, eik_pages, verbose)
+        _train_parts(data_folder, model_folder, prof, labelled, with_signal, eik_pages, verbose, rank, world,
+                     write_prevalence=True)
     except BaseException:
         if created:
             shutil.rmtree(model_folder, ignore_errors=True)
@@ -116,11 +130,13 @@ def train(data_folder: str, model_folder: str, verbose: bool = False) -> None:
     _log(verbose, f"Training done in {(time.time() - t0) / 60:.1f} min")
 
 
-def _train_parts(model_folder: str, prof, labelled: list, with_signal: list[str], eik_pages: list,
-                 verbose: bool) -> None:
-    """Every requested part, each written into its staging folder."""
+def _train_parts(data_folder: str, model_folder: str, prof, labelled: list, with_signal: list[str],
+                 eik_pages: list, verbose: bool, rank: int, world: int, write_prevalence: bool) -> None:
+    """Every requested part, each written into its staging folder (rank 0 writes; other ranks train)."""
+    is_main = rank == 0
     prevalence = PrevalenceModel.fit([r.labels for r in labelled])
-    prevalence.save(_staged(model_folder, PREVALENCE_PART))
+    if write_prevalence and is_main:
+        prevalence.save(_staged(model_folder, PREVALENCE_PART))
     _log(verbose, "Label prevalence: " + ", ".join(f"{c} {p:.3f}" for c, p in prevalence.prevalence.items() if p))
 
     from paperecg.classify.train import train_classifier
@@ -128,15 +144,24 @@ def _train_parts(model_folder: str, prof, labelled: list, with_signal: list[str]
     from paperecg.segment.train import TrainConfig, train_segmenter
 
     log = print if verbose else (lambda *a, **k: None)
-    if "detector" in prof.components:
+    if "detector" in prof.components and is_main:
         _log(verbose, "Training the lead-name detector ...")
         train_detector(with_signal, _staged(model_folder, DETECTOR_DIR), prof.detector_minutes,
                        eik_pages=eik_pages, log=log)
-    if "segmenter" in prof.components:
+    parallel = [c for c in ("segmenter", "classifier") if c in prof.components]
+    procs = ddp_procs_wanted(prof)
+    if world == 1 and procs > 1 and parallel:
+        from .ddp import launch
+
+        if launch(data_folder, model_folder, parallel, procs, verbose, log=_warn):
+            parallel = []
+        else:
+            _warn(f"multi-process training failed: training {', '.join(parallel)} in this process instead")
+    if "segmenter" in parallel:
         _log(verbose, "Training the segmenter ...")
         train_segmenter(with_signal, _staged(model_folder, SEGMENTER_DIR), eik_pairs=eik_pages,
                         train_config=TrainConfig(minutes=prof.segmenter_minutes), log=log)
-    if "classifier" in prof.components:
+    if "classifier" in parallel:
         _log(verbose, "Training the classifier ...")
         train_classifier([r.path for r in labelled if r.has_signal], _staged(model_folder, CLASSIFIER_DIR),
                          minutes=prof.classifier_minutes, verbose=verbose)

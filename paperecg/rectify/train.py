@@ -101,12 +101,15 @@ def _worker_init() -> None:
 
 
 def yolo_train_args(data_yaml: str, config: DetectorConfig, project: Path, hours: float, device: str,
-                    batch: int, seed: int, resume: bool) -> dict:
+                    batch: int, seed: int, resume: bool, workers: int | None = None) -> dict:
     """ultralytics arguments: offline, CPU-friendly, and no augmentation that would change text
-    (no left-right flips, no mosaic shrinking, rotations come from our renders, not from ultralytics)."""
+    (no left-right flips, no mosaic shrinking, rotations come from our renders, not from ultralytics).
+    workers: data-loader processes (default 0 on the CPU, 4 on a GPU). AMP is asked for everywhere;
+    ultralytics turns it off off CUDA (yolo.offline_check_amp decides on CUDA without a download)."""
     cpu = device == "cpu"
+    workers = (0 if cpu else 4) if workers is None else workers
     return dict(data=data_yaml, imgsz=config.crop_px, epochs=1000, time=hours, batch=batch, device=device,
-                workers=0 if cpu else 4, amp=not cpu, project=str(project.resolve()), name="train", exist_ok=True,
+                workers=workers, amp=True, project=str(project.resolve()), name="train", exist_ok=True,
                 plots=False, mosaic=0.0, close_mosaic=0, fliplr=0.0, flipud=0.0, degrees=0.0, shear=0.0,
                 perspective=0.0, scale=0.1, translate=0.05, hsv_h=0.015, hsv_s=0.5, hsv_v=0.3, patience=1000,
                 pretrained=False, verbose=False, seed=seed, deterministic=False, val=True, save=True,
@@ -142,8 +145,13 @@ def train_detector(records: list[str], out_dir: str, minutes: float, eik_pages: 
     out.mkdir(parents=True, exist_ok=True)
     config = config or DetectorConfig()
     num_threads = set_threads()
-    device = device or select_profile().device
-    batch = batch or (8 if device == "cpu" else 64)  # CPU: small batches, more steps in the budget
+    prof = select_profile()
+    device = device or prof.device
+    # the gpu recipe: big batches and loader workers (also when the gpu profile is tried out on a CPU);
+    # CPU recipes: small batches, more steps in the budget, rendering in the main process
+    gpu_recipe = prof.name == "gpu"
+    batch = batch or (64 if gpu_recipe else 8)
+    yolo_workers = min(4, prof.num_workers) if gpu_recipe else 0
     settings_dir = out / SETTINGS_SUBDIR
     import_ultralytics(settings_dir)
     work = out / WORK_SUBDIR
@@ -169,7 +177,8 @@ def train_detector(records: list[str], out_dir: str, minutes: float, eik_pages: 
         model.train(resume=True)
     else:
         model = YOLO(config.model_yaml)
-        model.train(**yolo_train_args(data_yaml, config, work / "runs", hours, device, batch, seed, False))
+        model.train(**yolo_train_args(data_yaml, config, work / "runs", hours, device, batch, seed, False,
+                                      workers=yolo_workers))
     restore_threads(num_threads)
     # the trained network (best checkpoint) -> our own plain module + safetensors
     net = build_network(config, settings_dir)

@@ -59,12 +59,64 @@ def import_ultralytics(settings_dir: str | os.PathLike | None = None):
         os.environ["YOLO_CONFIG_DIR"] = prepare_settings_dir(settings_dir)
         os.environ["YOLO_OFFLINE"] = "1"
         os.environ.setdefault("YOLO_VERBOSE", "False")
+        # Under torchrun the detector trains on rank 0 alone; ultralytics reads RANK/WORLD_SIZE at import and
+        # would then act as a DDP worker (DistributedSampler without a process group). Hide them for the import.
+        hidden = {k: os.environ.pop(k) for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE") if k in os.environ}
+        try:
+            import ultralytics
+        finally:
+            os.environ.update(hidden)
     else:  # imported elsewhere first: still make sure its settings folder has the font
         prepare_settings_dir(os.environ.get("YOLO_CONFIG_DIR") or tempfile.mkdtemp(prefix="paperecg_yolo_"))
-    import ultralytics
+        import ultralytics
+    import ultralytics.engine.trainer as trainer
 
+    # ultralytics' own AMP check downloads a reference network on CUDA; ours compares the model with itself
+    trainer.check_amp = offline_check_amp
     _IMPORTED = ultralytics
     return ultralytics
+
+
+def _first_tensor(out):
+    """The first tensor of a (nested) model output: the decoded predictions of a YOLO model in eval mode."""
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        return out
+    for item in out if isinstance(out, (list, tuple)) else ():
+        t = _first_tensor(item)
+        if t is not None:
+            return t
+    return None
+
+
+def offline_check_amp(model) -> bool:
+    """Whether to train this YOLO model with AMP, decided without a download: never off CUDA; on CUDA only
+    if float16 autocast gives finite predictions within 0.5 px (+1 %) of float32 ones on a random batch
+    (ultralytics' check uses the same 0.5 tolerance on a downloaded model). Any failure: AMP off."""
+    import copy
+
+    import torch
+
+    device = next(model.parameters()).device
+    if device.type != "cuda":
+        return False
+    try:
+        probe = copy.deepcopy(model).eval()
+        x = torch.rand(2, 3, 256, 256, device=device)
+        with torch.no_grad():
+            ref = _first_tensor(probe(x)).float()
+            with torch.autocast("cuda", dtype=torch.float16):
+                half = _first_tensor(probe(x)).float()
+        ok = bool(torch.isfinite(half).all()) and float((ref - half).abs().max()) <= 0.5 + 0.01 * float(
+            ref.abs().max())
+    except Exception as e:  # noqa: BLE001 - an odd model or driver: train in float32 rather than fail
+        print(f"[paperecg] detector AMP check failed ({e}); training in float32", flush=True)
+        return False
+    if not ok:
+        print("[paperecg] detector AMP check: float16 predictions differ from float32; training in float32",
+              flush=True)
+    return ok
 
 
 def restore_threads(num_threads: int) -> None:

@@ -158,7 +158,9 @@ class _BackgroundPages:
                     yield pid, page_fn(pid)
                     k += nw
 
-        self.loader = DataLoader(_Ids(), batch_size=None, num_workers=num_workers, persistent_workers=True,
+        # not persistent: the iterator must live only in the thread below, so that it (and with it every
+        # worker process) is shut down when the thread ends
+        self.loader = DataLoader(_Ids(), batch_size=None, num_workers=num_workers, persistent_workers=False,
                                  prefetch_factor=4)
         self.queue: queue.Queue = queue.Queue(maxsize=4 * num_workers)
         self._stop = threading.Event()
@@ -185,8 +187,12 @@ class _BackgroundPages:
                 break
         return out
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """Stop rendering and end the worker processes. Without this they kept rendering pages through the
+        classifier's training (the iterator outlived train_segmenter), and the classifier's forked loader
+        workers inherited it ('AssertionError: can only test a child process' at their exit)."""
         self._stop.set()
+        self.thread.join(timeout_s)  # the thread's exit drops the loader iterator, which ends the workers
 
 
 # --- training -----------------------------------------------------------------------------------------
@@ -196,28 +202,25 @@ def train_segmenter(record_paths: list[str], out_dir: str, eik_pairs: list[tuple
                     fresh: bool = False, log=print) -> dict:
     """Train (or resume) into out_dir; the best validation weights end up in out_dir/model.safetensors with
     config.json. Returns a summary dict (steps, minutes, best_f1, threshold, ...)."""
-    from ..hardware import ddp_rank_world, select_profile
+    from ..hardware import amp_dtype, ddp_rank_world, ddp_setup, needs_grad_scaler, select_profile
 
     tc = train_config or TrainConfig()
     prof = select_profile()
-    rank, local_rank, world = ddp_rank_world()
+    rank, _local_rank, world = ddp_rank_world()
     minutes = tc.minutes if tc.minutes is not None else prof.segmenter_minutes
     budget_s = minutes * 60.0
     crop_px = prof.segmenter_crop if tc.crop_px == -1 else tc.crop_px
     # crops are small: 8 of them cost about as much as one page-sized batch of 2
     batch = tc.batch_size or (CPU_CROP_BATCH if crop_px is not None else prof.batch_size)
     workers = prof.num_workers if tc.num_workers is None else tc.num_workers
-    device_name = tc.device or prof.device
-    if world > 1 and device_name.startswith("cuda"):
-        device_name = f"cuda:{local_rank}"
-    device = torch.device(device_name)
-    use_amp = (prof.amp if tc.amp is None else tc.amp) and device.type == "cuda"
+    device = ddp_setup(tc.device or prof.device)  # cuda:LOCAL_RANK under torchrun; joins the process group
+    # AMP: float16 + gradient scaler on CUDA; bfloat16 autocast on the CPU (gpu profile run on a CPU: the
+    # same code path, no scaler since bfloat16 gradients do not underflow)
+    use_amp = bool(prof.amp if tc.amp is None else tc.amp)
+    autocast_dtype = amp_dtype(device.type)
     is_main = rank == 0
-    if world > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    os.makedirs(out_dir, exist_ok=True)
+    if is_main:  # only rank 0 writes the model folder
+        os.makedirs(out_dir, exist_ok=True)
     ckpt_path = os.path.join(out_dir, CHECKPOINT_NAME)
 
     # --- resume or start
@@ -265,7 +268,7 @@ def train_segmenter(record_paths: list[str], out_dir: str, eik_pairs: list[tuple
     # channels-last runs the oneDNN (CPU) and tensor-core (CUDA) convolutions faster
     model = ResUNetCBAM(mcfg).to(device, memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=needs_grad_scaler(device.type, use_amp))
     rng = np.random.default_rng([tc.seed, rank, 99])
     state = {"step": 0, "elapsed_s": 0.0, "next_page": 0, "page_credit": 0.0, "steps_per_page": tc.steps_per_page,
              "best_f1": -1.0, "best_threshold": mcfg.threshold, "last_val_s": 0.0, "last_val_step": 0}
@@ -273,7 +276,7 @@ def train_segmenter(record_paths: list[str], out_dir: str, eik_pairs: list[tuple
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
-        if use_amp and ckpt.get("scaler"):
+        if scaler.is_enabled() and ckpt.get("scaler"):
             scaler.load_state_dict(ckpt["scaler"])
         state.update(ckpt["state"])
         history = json.loads(ckpt["history"])
@@ -288,7 +291,9 @@ def train_segmenter(record_paths: list[str], out_dir: str, eik_pairs: list[tuple
     model.train()
     if is_main:
         log(f"segmenter: {count_parameters(model) / 1e6:.2f} M parameters, base {mcfg.base_channels}, depth "
-            f"{mcfg.depth}, device {device}, amp {use_amp}, batch {batch}x{crop_hw[0]}x{crop_hw[1]}, "
+            f"{mcfg.depth}, device {device}, amp {autocast_dtype if use_amp else False} "
+            f"(grad scaler {'on' if scaler.is_enabled() else 'off'}), ranks {world}, "
+            f"batch {batch}x{crop_hw[0]}x{crop_hw[1]}, "
             f"{len(train_recs)} train / {len(val_recs)} val records, {len(eik_train)} + {len(eik_val)} EIK pages, "
             f"budget {minutes:g} min, workers {workers}")
 
@@ -299,7 +304,8 @@ def train_segmenter(record_paths: list[str], out_dir: str, eik_pairs: list[tuple
     if workers > 0:
         # page ids strided over ranks so that every rank sees different pages
         background = _BackgroundPages(page_fn, state["next_page"], world, rank, workers)
-        while pool.filled < min(tc.min_pool, tc.pool_size):
+        # start once every worker has delivered a page; the pool keeps filling while the model trains
+        while pool.filled < min(tc.min_pool, tc.pool_size, max(2, workers)):
             for _pid, sample in background.drain(tc.pool_size):
                 pool.push(sample)
             time.sleep(0.05)
@@ -314,7 +320,7 @@ def train_segmenter(record_paths: list[str], out_dir: str, eik_pairs: list[tuple
         state["next_page"] = pool.next_id
         _atomic_torch_save({
             "model": model.state_dict(), "optimizer": opt.state_dict(),
-            "scaler": scaler.state_dict() if use_amp else {}, "state": dict(state),
+            "scaler": scaler.state_dict() if scaler.is_enabled() else {}, "state": dict(state),
             "history": json.dumps(history), "numpy_rng": json.dumps(rng.bit_generator.state),
             "torch_rng": torch.get_rng_state(), "model_config": mcfg.to_dict(),
             "train_config": json.dumps(tc.to_dict()),
@@ -347,7 +353,7 @@ def train_segmenter(record_paths: list[str], out_dir: str, eik_pairs: list[tuple
     bar = tqdm(total=int(budget_s), initial=int(state["elapsed_s"]), unit="s", desc="segmenter",
                disable=not is_main, mininterval=5.0)
     last_bar = int(state["elapsed_s"])
-    stop_flag = torch.zeros(1, device=device)
+    sync = torch.zeros(2, dtype=torch.float64, device=device)  # (stop, progress), all-reduced under DDP
     max_threads = torch.get_num_threads()
     probe = {"due_s": state["elapsed_s"] + 15.0, "plan": [], "times": {}}
     auto_threads = tc.auto_threads and device.type == "cpu" and max_threads > 1 and world == 1
@@ -355,10 +361,15 @@ def train_segmenter(record_paths: list[str], out_dir: str, eik_pairs: list[tuple
         while True:
             state["elapsed_s"] = time.perf_counter() - t0
             done = state["elapsed_s"] >= budget_s or (tc.max_steps is not None and state["step"] >= tc.max_steps)
-            if world > 1:  # every rank stops at the same step
-                stop_flag.fill_(float(done))
-                torch.distributed.all_reduce(stop_flag, op=torch.distributed.ReduceOp.MAX)
-                done = bool(stop_flag.item())
+            progress = state["elapsed_s"] / budget_s
+            if tc.max_steps:
+                progress = max(progress, state["step"] / tc.max_steps)
+            if world > 1:
+                # every rank stops at the same step and uses the same learning rate (the furthest clock's):
+                # rank-local wall-clock schedules would give each rank other updates and split the weights
+                sync[0], sync[1] = float(done), progress
+                torch.distributed.all_reduce(sync, op=torch.distributed.ReduceOp.MAX)
+                done, progress = bool(sync[0].item()), float(sync[1].item())
             if done:
                 break
             # refresh the pool
@@ -373,9 +384,6 @@ def train_segmenter(record_paths: list[str], out_dir: str, eik_pairs: list[tuple
             x_np, y_np = pool.crops(rng, batch, crop_hw, tc.fg_prob, tc.photometric)
             x = torch.from_numpy(x_np).to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
             y = torch.from_numpy(y_np).to(device, non_blocking=True)
-            progress = state["elapsed_s"] / budget_s
-            if tc.max_steps:
-                progress = max(progress, state["step"] / tc.max_steps)
             for g in opt.param_groups:
                 g["lr"] = tc.lr * lr_factor(progress, state["step"], tc.warmup_steps, tc.lr_final_fraction)
             if auto_threads and not probe["plan"] and state["elapsed_s"] >= probe["due_s"]:
@@ -384,7 +392,7 @@ def train_segmenter(record_paths: list[str], out_dir: str, eik_pairs: list[tuple
             if probing:
                 torch.set_num_threads(probe["plan"][0])
             ts = time.perf_counter()
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
+            with torch.autocast(device_type=device.type, dtype=autocast_dtype, enabled=use_amp):
                 logits = ddp_model(x)
             loss = segmentation_loss(logits, y, tc.loss)
             opt.zero_grad(set_to_none=True)
