@@ -337,9 +337,12 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
     usable = [i for i, rt in enumerate(rows) if np.isfinite(rt.x_first)]
     cells: list[RowCell] = []
     layout_name = None
+    notes: list[str] = []
     if lead_name_boxes:
         cells = cells_from_boxes(lead_name_boxes, centres, np.array([rt.x_first for rt in rows]),
                                  np.array([rt.x_last for rt in rows]), px_per_sample, num_samples)
+        if cells:
+            notes.append(f"lead identity from {len(lead_name_boxes)} printed names ({cells[0].source})")
     if not cells:
         layout_name = layout_for_row_count(len(usable))
         if layout_name is None:
@@ -347,9 +350,11 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
         if layout_name == "3x4+3":
             layout_name = choose_six_row_layout([rows[i] for i in usable], px_per_sample, num_samples, width_px)
         cells = cells_from_layout(layout_name, num_samples, usable)
+        notes.append(f"no lead names {'placed' if lead_name_boxes else 'given'}: layout {layout_name} assumed "
+                     f"from {len(usable)} rows")
     for cell in cells:
-        if cell.start > 0:
-            rows[cell.row].cell_starts.append(cell.start)
+        if _page_start(cell) > 0:
+            rows[cell.row].cell_starts.append(_page_start(cell))
     pen_width = width_px
     if params.refine and params.pen_search:
         pen_width = choose_pen_width(rows, px_per_sample, num_samples, width_px)
@@ -368,7 +373,10 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
         if cell.row not in row_values:
             row_values[cell.row] = _row_samples(rt, px_per_sample, num_samples, width_px, geometry,
                                                 params.refine, pen_width)
-        vals = row_values[cell.row][cell.start:cell.end]
+        p0 = _page_start(cell)
+        vals = cell.sign * row_values[cell.row][p0:p0 + cell.end - cell.start]
+        if vals.size < cell.end - cell.start:  # a stretch running past the row's time axis
+            vals = np.concatenate([vals, np.full(cell.end - cell.start - vals.size, np.nan)])
         good = np.isfinite(vals)
         key = canonical_lead_name(cell.lead)
         conf = cell_confidence(rt, cell, good, px_per_sample)
@@ -383,7 +391,13 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
     for j, reads in readings.items():
         signal[:, j] = combine_readings(reads)
     confidence = {k: (conf_num[k] / conf_den[k] if conf_den[k] > 0 else 0.0) for k in conf_num}
-    return Extraction(signal, geometry, confidence, rows, cells, layout_name, grid, skew, width_px, pen_width)
+    return Extraction(signal, geometry, confidence, rows, cells, layout_name, grid, skew, width_px, pen_width,
+                      notes)
+
+
+def _page_start(cell: RowCell) -> int:
+    """Where the cell's stretch begins on its row's time axis (in samples)."""
+    return cell.start if cell.page_start is None else cell.page_start
 
 
 def _mask_has_pulse(top: np.ndarray, bot: np.ndarray, col0: int, pulse: PulseInfo, geometry: PageGeometry) -> bool:
@@ -401,8 +415,9 @@ def cell_confidence(rt: RowTrace, cell: RowCell, good: np.ndarray, px_per_sample
     columns where the trace merges with another row's (there only one edge of the run is its own)."""
     if good.size == 0:
         return 0.0
-    a = int(np.floor(rt.x_first + cell.start * px_per_sample)) - rt.col0
-    b = int(np.ceil(rt.x_first + (cell.end - 1) * px_per_sample)) - rt.col0 + 1
+    p0 = _page_start(cell)
+    a = int(np.floor(rt.x_first + p0 * px_per_sample)) - rt.col0
+    b = int(np.ceil(rt.x_first + (p0 + cell.end - cell.start - 1) * px_per_sample)) - rt.col0 + 1
     cols = rt.shared[max(a, 0):max(min(b, rt.shared.size), 0)]
     shared = float(cols.mean()) if cols.size else 0.0
     return float(good.mean()) * (1.0 - shared)
