@@ -59,7 +59,7 @@ def lead_assignment(page, ex, fs_hz: float) -> list[tuple[str, bool, str]]:
             if not xa <= x_mid <= xb:
                 continue
             found = f"{'-' if c.sign < 0 else ''}{c.lead} {c.start}-{c.end}"
-            ok = (canonical_lead_name(c.lead) == canonical_lead_name(t.name) and c.sign > 0
+            ok = (canonical_lead_name(c.lead) == canonical_lead_name(t.name) and c.sign == getattr(t, "sign", 1)
                   and abs(c.start - t.start_sample) <= tol and abs(c.end - t.end_sample) <= tol)
             break
         out.append((t.name, ok, found))

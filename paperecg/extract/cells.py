@@ -191,8 +191,9 @@ def cells_from_boxes(boxes: list[LeadNameBox], centres: np.ndarray, row_x0: np.n
 
 def _cells_from_matched_layout(layout_name: str, row_map: dict[int, int], named: list[_Named],
                                num_samples: int, num_rows: int, row_ok: np.ndarray) -> list[RowCell]:
-    """Every cell of the matched layout on the found rows it was aligned with; rows between two aligned rows
-    whose names were all missed are placed by counting (the layout's rows are consecutive on the page)."""
+    """Every cell of the matched layout on the found rows it was aligned with. Rows whose names were all missed
+    are placed by counting: between two aligned rows when the gap is the layout's, and anywhere when the page
+    traces exactly the layout's rows with the named ones in place."""
     layout = LAYOUTS[layout_name]
     mapping = dict(row_map)
     pairs = sorted(mapping.items())
@@ -200,14 +201,11 @@ def _cells_from_matched_layout(layout_name: str, row_map: dict[int, int], named:
         if rb - ra == sb - sa:  # no row missing or extra in between: the unnamed rows follow the layout
             for k in range(1, rb - ra):
                 mapping.setdefault(ra + k, sa + k)
-    if pairs:  # rows below the last named one, as far as the layout goes
-        r_last, s_last = pairs[-1]
-        for k in range(1, num_rows - r_last):
-            if s_last + k < layout.num_rows:
-                mapping.setdefault(r_last + k, s_last + k)
-        r_first, s_first = pairs[0]
-        for k in range(1, min(r_first, s_first) + 1):
-            mapping.setdefault(r_first - k, s_first - k)
+    traced = np.nonzero(row_ok)[0]
+    if pairs and len(traced) == layout.num_rows and all(traced[s] == r for r, s in pairs):
+        # the page shows exactly the layout's rows, named ones in place: unnamed rows are the layout's too
+        for s, r in enumerate(traced):
+            mapping.setdefault(int(r), s)
     signs = {(n.row, n.lead): n.sign for n in named}
     by_layout_row: dict[int, list] = {}
     for cell in layout.cells():
