@@ -305,7 +305,7 @@ def apply_pulse_gain(rows: list[RowTrace], geometry: PageGeometry) -> PageGeomet
 
 def align_row_starts(rows: list[RowTrace], skew: float, y_mid: float, tol_px: float) -> None:
     """Rows printed side by side start together: average the starts that agree (less quantisation) and
-    give them one timing search. A residual tilt moves each row's start along x by its height times the
+    give them one timing search; a row starting later than the others is put on their time axis. A residual tilt moves each row's start along x by its height times the
     lean, so starts are compared with that removed."""
     lean = -skew  # dx/dy of a printed vertical line
     starts = np.array([rt.x_first - lean * (rt.centre_y - y_mid) for rt in rows])
@@ -318,10 +318,15 @@ def align_row_starts(rows: list[RowTrace], skew: float, y_mid: float, tol_px: fl
     if agree.sum() < 2:
         return
     common = float(np.mean(starts[agree]))
-    for rt, a in zip(rows, agree):
+    for rt, a, s in zip(rows, agree, starts):
+        new_first = common + lean * (rt.centre_y - y_mid)
         if a:
-            new_first = common + lean * (rt.centre_y - y_mid)
             rt.x_last += new_first - rt.x_first
+            rt.x_first = new_first
+            rt.start_group = -1
+        elif np.isfinite(s) and s > common + tol_px:
+            # a row whose first stretch is missing (not printed, erased, not segmented) is on the page's time
+            # axis all the same: its samples are counted from the common start, its end stays where it is
             rt.x_first = new_first
             rt.start_group = -1
 
