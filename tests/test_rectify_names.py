@@ -97,3 +97,17 @@ def test_a_missed_row_does_not_slide_the_rows_below():
     scores[iii, CLASSES.index("III")], scores[iii, CLASSES.index("II")] = 0.01, 0.7
     decoded = assign_layout_names(as_detections(truth, scores), scores, CLASSES)
     assert names_by_position(decoded) == names_by_position(truth)
+
+
+def test_an_unknown_printed_order_keeps_the_names_read():
+    """Names printed in an order no known layout has (read correctly by the detector) are not renamed after the
+    best-fitting known layout: lead identity comes from the printed names."""
+    rng = np.random.default_rng(3)
+    places = layout_boxes("6x2")
+    order = [places[i].name for i in rng.permutation(len(places))]
+    truth = [LeadNameBox(name, b.box) for name, b in zip(order, places)]
+    scores = rng.uniform(0.0, 0.02, size=(len(truth), len(CLASSES)))
+    for i, b in enumerate(truth):
+        scores[i, CLASSES.index(b.name)] = 0.6
+    decoded = assign_layout_names(as_detections(truth, scores), scores, CLASSES)
+    assert names_by_position(decoded) == names_by_position(truth)

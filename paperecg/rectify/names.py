@@ -23,6 +23,7 @@ COL_GAP_HEIGHTS = 2.0  # a new column starts where left edges jump by more than 
 PLACE_WEIGHT = 0.5  # what placing a box in a printed cell earns, per unit of its strength
 ASSIGN_COST = 0.02  # a box must earn more than this for its cell to be worth taking
 MIN_BOXES = 3  # fewer boxes carry too little structure to decode
+MIN_FAMILY_AGREEMENT = 0.6  # share of renamed boxes whose read name is of the layout name's family (else keep)
 MAX_COLUMNS = 6  # column clusters searched (the strongest); layouts print at most 4 columns of names
 
 
@@ -196,4 +197,20 @@ def assign_layout_names(boxes: list[LeadNameBox], scores: np.ndarray, class_name
         if c >= 0 and (c not in best_in_cell or strength[i] > strength[best_in_cell[c]]):
             best_in_cell[int(c)] = i
     keep = sorted(best_in_cell.values(), key=lambda i: -strength[i])
+    read = scores.argmax(1)
+    same_family = [name_family(class_names[read[i]]) == name_family(class_names[cls[i]]) for i in keep]
+    if not keep or float(np.mean(same_family)) < MIN_FAMILY_AGREEMENT:
+        # a printed order none of the known layouts has: the detector's own readings stand
+        return list(boxes)
     return [replace(boxes[i], name=class_names[cls[i]], score=float(strength[i])) for i in keep]
+
+
+def name_family(name: str) -> str:
+    """'limb' (I, II, III), 'augmented' (aVR, aVL, aVF) or 'chest' (V1-V6): a detector mixes names up within a
+    family (a letter or a digit apart), hardly ever across families."""
+    key = name.strip().lstrip("-").casefold()
+    if key.startswith("av"):
+        return "augmented"
+    if key.startswith("v"):
+        return "chest"
+    return "limb"
