@@ -2,7 +2,7 @@
 first 5 s in both columns), Cabrera's inverted aVR, and 12x1 pages whose neighbouring traces cross."""
 import numpy as np
 import pytest
-from conftest import LEADS_12
+from conftest import LEADS_12, synthetic_ecg
 from test_extract import drawn_reference, independent_leads
 
 from paperecg.extract import extract_signal
@@ -94,6 +94,26 @@ def test_any_printed_order_is_read_from_the_names(seed):
     assert page.layout.endswith("~shuffled")
     assert_every_segment_right(page, ex)
     assert np.nanmean(snr) >= 12.0, np.round(snr, 1)
+
+
+def test_simultaneous_columns_in_an_unknown_order_are_told_by_the_rhythm_strip():
+    # a shuffled 6x2 grid with both columns over the first 5 s and a II strip: the names say which lead, the
+    # strip's beats say the right column's window
+    rng = np.random.default_rng(4)
+    grid = shuffled_layout(LAYOUTS["6x2"], rng).grid
+    layout = Layout("6x2~sim", grid, ("II",), ((0.0, 0.5), (0.0, 0.5)))
+    signal = synthetic_ecg(FS_HZ, rhythm="AFIB/AFL", seed=4)  # irregular beats: a 5 s shift cannot line up
+    page = render_page(signal, FS_HZ, LEADS_12, RenderStyle(dpi=100.0, layout="3x4+1", custom_layout=layout))
+    ex = extract_signal(page.trace_mask.astype(np.float32), page.image, FS_HZ, signal.shape[0], LEADS_12,
+                        page.lead_name_boxes())
+    assert_every_segment_right(page, ex)
+    assert any("first column's time window" in n for n in ex.notes)
+    # the same grid with consecutive columns stays consecutive
+    layout = Layout("6x2~cons", grid, ("II",))
+    page = render_page(signal, FS_HZ, LEADS_12, RenderStyle(dpi=100.0, layout="3x4+1", custom_layout=layout))
+    ex = extract_signal(page.trace_mask.astype(np.float32), page.image, FS_HZ, signal.shape[0], LEADS_12,
+                        page.lead_name_boxes())
+    assert_every_segment_right(page, ex)
 
 
 def test_fallback_without_names_says_so():

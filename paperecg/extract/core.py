@@ -400,6 +400,11 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
         cells = cells_from_layout(layout_name, num_samples, usable)
         notes.append(f"no lead names {'placed' if lead_name_boxes else 'given'}: layout {layout_name} assumed "
                      f"from {len(usable)} rows")
+    if cells and cells[0].source == "boxes":  # names in an order no known layout has: windows from the page
+        cells, moved = choose_column_windows(cells, rows, fs_hz, px_per_sample, num_samples, width_px)
+        if moved:
+            notes.append(f"columns at {moved} (samples on the time axis) show the first column's time window "
+                         "(their beats line up with the full-length strip's there)")
     for cell in cells:
         if _page_start(cell) > 0:
             rows[cell.row].cell_starts.append(_page_start(cell))
@@ -441,6 +446,65 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
     confidence = {k: (conf_num[k] / conf_den[k] if conf_den[k] > 0 else 0.0) for k in conf_num}
     return Extraction(signal, geometry, confidence, rows, cells, layout_name, grid, skew, width_px, pen_width,
                       notes)
+
+
+def beat_activity(values_px: np.ndarray, fs_hz: float) -> np.ndarray:
+    """How fast a row's trace moves at each sample (|slope|, smoothed over ~30 ms; 0 off the trace): its peaks
+    are the QRS complexes, at the same times in every lead of one record."""
+    from scipy.ndimage import gaussian_filter1d
+
+    slope = np.abs(np.diff(values_px, prepend=values_px[:1]))
+    slope = np.nan_to_num(slope, nan=0.0)
+    return gaussian_filter1d(slope, sigma=max(1.0, 0.03 * fs_hz))
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    if a.size < 3 or np.std(a) < 1e-9 or np.std(b) < 1e-9:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def choose_column_windows(cells: list[RowCell], rows: list[RowTrace], fs_hz: float, px_per_sample: float,
+                          num_samples: int, width_px: float, margin: float = 0.15
+                          ) -> tuple[list[RowCell], list[int]]:
+    """Time windows of later columns when only their place on the page is known: a column printed at
+    [s0, s1) of the time axis shows either that window (consecutive columns) or the first one, [0, s1 - s0)
+    (simultaneous columns, as ECG-Image-Kit's 6x2). A full-length strip decides: all leads beat together, so
+    the column's beats line up with the strip's in its true window. The simultaneous reading needs to win by
+    `margin` in mean correlation (a regular rhythm lines up both ways; then the page position stands).
+    Returns the cells (moved ones with start 0 and page_start s0) and the moved columns' s0."""
+    full = [c for c in cells if c.start == 0 and c.end >= 0.95 * num_samples and np.isfinite(rows[c.row].x_first)]
+    if not full:
+        return cells, []
+    ref = beat_activity(_quick_row_values(rows[full[0].row], px_per_sample, num_samples, width_px), fs_hz)
+    groups: dict[int, list[RowCell]] = {}
+    for c in cells:
+        if c.start > 0 and c.page_start in (None, c.start) and c.row != full[0].row:
+            groups.setdefault(c.start, []).append(c)
+    activity: dict[int, np.ndarray] = {}
+    moved = []
+    for s0, members in sorted(groups.items()):
+        length = min(c.end - c.start for c in members)
+        if length < fs_hz:  # under a second holds too few beats to tell
+            continue
+        cons, sim = [], []
+        for c in members:
+            if c.row not in activity:
+                activity[c.row] = beat_activity(
+                    _quick_row_values(rows[c.row], px_per_sample, num_samples, width_px), fs_hz)
+            a = activity[c.row][s0:s0 + length]
+            cons.append(_corr(a, ref[s0:s0 + length]))
+            sim.append(_corr(a, ref[:length]))
+        if np.isfinite(sim).any() and np.nanmean(sim) > np.nanmean(cons) + margin:
+            moved.append(s0)
+    if not moved:
+        return cells, []
+    out = []
+    for c in cells:
+        if c.start in moved and c.page_start in (None, c.start) and c.row != full[0].row:
+            c = replace(c, start=0, end=c.end - c.start, page_start=c.start)
+        out.append(c)
+    return out, moved
 
 
 def _page_start(cell: RowCell) -> int:
