@@ -185,7 +185,10 @@ def cells_from_boxes(boxes: list[LeadNameBox], centres: np.ndarray, row_x0: np.n
     found_rows = sorted({n.row for n in named})
     layout_name, row_map, share = match_layout(named, found_rows, layouts)
     if layout_name is not None and share >= MIN_LAYOUT_AGREEMENT:
-        return _cells_from_matched_layout(layout_name, row_map, named, num_samples, centres.size, ok)
+        cells = _cells_from_matched_layout(layout_name, row_map, named, num_samples, centres.size, ok)
+        placed = {c.row for c in cells}
+        rest = [n for n in named if n.row not in placed]  # named rows the layout has no place for
+        return cells + _cells_from_positions(rest, row_x0, row_x1, x_origin, px_per_sample, num_samples)
     return _cells_from_positions(named, row_x0, row_x1, x_origin, px_per_sample, num_samples)
 
 
