@@ -161,3 +161,20 @@ def test_random_styles_draw_the_new_layouts():
     assert {"6x2-eik", "12x1-eik", "6x2-cabrera"} <= seen
     shuffled = [s for s in (random_style(np.random.default_rng(i)) for i in range(60)) if s.custom_layout]
     assert shuffled and all(isinstance(s.custom_layout, Layout) for s in shuffled)
+
+
+def test_a_missed_row_keeps_the_other_rows_in_their_places():
+    from paperecg.extract.core import row_slots
+
+    assert row_slots(np.array([0.0, 100.0, 200.0, 300.0])) == [0, 1, 2, 3]
+    assert row_slots(np.array([0.0, 100.0, 200.0, 400.0, 500.0])) == [0, 1, 2, -1, 3, 4]
+    # ECG-Image-Kit's 12x1 (13 row places) with one lead not found is not read as the textbook 12x1
+    page, ex, snr = extract_page(RenderStyle(dpi=100.0, layout="12x1-eik"), boxes=False)
+    drop = next(t for t in page.leads if t.name == "V5")
+    tmap = page.trace_mask.astype(np.float32)
+    tmap[np.round(drop.pixels[:, 0]).astype(int) + np.arange(-3, 4)[:, None],
+         np.round(drop.pixels[:, 1]).astype(int)] = 0.0
+    ex = extract_signal(tmap, page.image, FS_HZ, page.num_samples, LEADS_12, None)
+    assert ex.layout == "12x1-eik"
+    right = [lead for lead, _, found, _ in segment_leads(page, ex) if found and found[0] == lead]
+    assert len(right) == len(page.leads) - 1

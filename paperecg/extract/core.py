@@ -392,14 +392,20 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
         if cells:
             notes.append(f"lead identity from {len(lead_name_boxes)} printed names ({cells[0].source})")
     if not cells:
+        slots = row_slots(np.array([rows[i].centre_y for i in usable]))
+        if len(slots) != len(usable) and layout_for_row_count(len(slots)) is not None:
+            # a row of the page was not found (a lead drifting far off its baseline): the others keep their
+            # places on the row pitch
+            usable = [usable[k] if k >= 0 else -1 for k in slots]
         layout_name = layout_for_row_count(len(usable))
         if layout_name is None:
             layout_name = _nearest_layout(len(usable))
         if layout_name == "3x4+3":
-            layout_name = choose_six_row_layout([rows[i] for i in usable], px_per_sample, num_samples, width_px)
-        cells = cells_from_layout(layout_name, num_samples, usable)
+            layout_name = choose_six_row_layout([rows[i] for i in usable if i >= 0], px_per_sample, num_samples,
+                                                width_px)
+        cells = [c for c in cells_from_layout(layout_name, num_samples, usable) if c.row >= 0]
         notes.append(f"no lead names {'placed' if lead_name_boxes else 'given'}: layout {layout_name} assumed "
-                     f"from {len(usable)} rows")
+                     f"from {sum(i >= 0 for i in usable)} rows in {len(usable)} row places")
     if cells and cells[0].source == "boxes":  # names in an order no known layout has: windows from the page
         cells, moved = choose_column_windows(cells, rows, fs_hz, px_per_sample, num_samples, width_px)
         if moved:
@@ -505,6 +511,23 @@ def choose_column_windows(cells: list[RowCell], rows: list[RowTrace], fs_hz: flo
             c = replace(c, start=0, end=c.end - c.start, page_start=c.start)
         out.append(c)
     return out, moved
+
+
+def row_slots(centres: np.ndarray) -> list[int]:
+    """Row slots of a page from its found rows' centres (top to bottom) on the median row pitch: the index of
+    the found row in each slot, -1 for a slot no row was found in (at most one in a row, and only where the
+    gap is clearly two pitches). [0, 1, ..., n-1] when nothing is missing."""
+    n = centres.size
+    if n < 3:
+        return list(range(n))
+    pitch = float(np.median(np.diff(centres)))
+    out = [0]
+    for k in range(1, n):
+        gap = (centres[k] - centres[k - 1]) / pitch
+        if 1.75 < gap < 2.3:
+            out.append(-1)
+        out.append(k)
+    return out
 
 
 def _page_start(cell: RowCell) -> int:
