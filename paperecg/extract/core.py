@@ -205,7 +205,6 @@ def _resolve_crossings(runs: Runs, chosen: np.ndarray, width_px: float, top: np.
             w_bot[r, c_in] = 0.0
 
 
-
 def isoelectric_row(ys: np.ndarray, bin_px: float = 0.25) -> float:
     """Most common vertical position of a row's path (the isoelectric line), sub-pixel."""
     ys = ys[np.isfinite(ys)]
@@ -305,8 +304,8 @@ def apply_pulse_gain(rows: list[RowTrace], geometry: PageGeometry) -> PageGeomet
 
 def align_row_starts(rows: list[RowTrace], skew: float, y_mid: float, tol_px: float) -> None:
     """Rows printed side by side start together: average the starts that agree (less quantisation) and
-    give them one timing search; a row starting later than the others is put on their time axis. A residual tilt moves each row's start along x by its height times the
-    lean, so starts are compared with that removed."""
+    give them one timing search; a row starting later than the others is put on their time axis. A residual
+    tilt moves each row's start along x by its height times the lean, so starts are compared with that removed."""
     lean = -skew  # dx/dy of a printed vertical line
     starts = np.array([rt.x_first - lean * (rt.centre_y - y_mid) for rt in rows])
     for i, rt in enumerate(rows):

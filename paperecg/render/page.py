@@ -506,5 +506,5 @@ def render_page(signal_mv: np.ndarray, fs_hz: float, lead_names: list[str], styl
                         angle_deg=0.0, trace_alpha=alpha, meta=meta)
 
 
-__all__ = ["RenderStyle", "random_style", "shuffled_layout", "page_layout", "render_page", "LeadTrace", "RenderedPage", "GRID_PRESETS",
-           "plan_page", "draw_polyline", "draw_text", "draw_grid", "draw_label_masks", "MASK_ALPHA_MIN"]
+__all__ = ["RenderStyle", "random_style", "shuffled_layout", "page_layout", "render_page", "LeadTrace", "RenderedPage",
+           "GRID_PRESETS", "plan_page", "draw_polyline", "draw_text", "draw_grid", "draw_label_masks", "MASK_ALPHA_MIN"]
