@@ -178,3 +178,16 @@ def test_a_missed_row_keeps_the_other_rows_in_their_places():
     assert ex.layout == "12x1-eik"
     right = [lead for lead, _, found, _ in segment_leads(page, ex) if found and found[0] == lead]
     assert len(right) == len(page.leads) - 1
+
+
+def test_rows_from_names_drop_a_blob_row_and_add_a_missed_one():
+    from paperecg.extract.cells import rows_from_names
+
+    # names 40 px below rows 100 px apart; found: a blob row at 450 (between the names of rows 400 and 500) and
+    # no row at 700
+    truth = np.arange(10) * 100.0 + 100.0
+    boxes = [LeadNameBox("V1", Box(10, y + 30, 30, y + 50)) for y in truth]
+    found = np.array([100, 200, 300, 400, 450, 500, 600, 800, 900, 1000], dtype=float)
+    fixed = rows_from_names(boxes, found)
+    assert fixed is not None and np.allclose(fixed, truth, atol=1.0)
+    assert rows_from_names(boxes, truth) is None

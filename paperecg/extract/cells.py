@@ -67,36 +67,85 @@ def _snap_fraction(frac: float, quarters_tol: float = 0.08) -> float:
     return q if abs(frac - q) <= quarters_tol else frac
 
 
-def assign_boxes_to_rows(boxes: list[LeadNameBox], centres: np.ndarray) -> list[int]:
-    """Row index for each box (-1: none). Names are printed at one offset from their row's baseline (below it
-    on ECG-Image-Kit pages, above it on others), and on tightly packed pages (12x1) a name may be nearer the
-    next row than its own; so the page's offset is the one that puts the most names on a row (the smaller
-    one of equal fits), and each box goes to the row nearest its centre less that offset."""
-    if centres.size == 0 or not boxes:
-        return [-1] * len(boxes)
-    spacing = float(np.median(np.diff(centres))) if centres.size > 1 else np.inf
+def name_offset(boxes: list[LeadNameBox], centres: np.ndarray) -> float:
+    """How far below its row's baseline the page prints each name (negative: above): the offset that puts the
+    most names on a found row (the smaller one of equal fits; see `assign_boxes_to_rows`)."""
+    if centres.size < 2 or not boxes:
+        return 0.0
+    spacing = float(np.median(np.diff(centres)))
     cy = np.array([b.box.cy for b in boxes])
-    offsets = [0.0]
-    if centres.size > 1:
-        d = cy[:, None] - centres[None, :]
-        offsets = sorted({round(float(v), 1) for v in d.ravel() if abs(v) <= spacing}, key=abs)
-    tol = 0.3 * spacing if np.isfinite(spacing) else np.inf
+    d = cy[:, None] - centres[None, :]
+    offsets = sorted({round(float(v), 1) for v in d.ravel() if abs(v) <= spacing}, key=abs) or [0.0]
+    tol = 0.3 * spacing
 
     def fit(offset: float) -> tuple[int, float]:
         dist = np.abs(cy[:, None] - offset - centres[None, :]).min(axis=1)
         hit = dist <= tol
         return int(hit.sum()), float(dist[hit].sum())
 
-    best = offsets[0]
-    best_fit = fit(best)
+    best, best_fit = offsets[0], fit(offsets[0])
     for off in offsets[1:]:
         f = fit(off)
         # more names on rows wins; then a smaller residual (a clearly better fit) over a smaller offset
         if f[0] > best_fit[0] or (f[0] == best_fit[0] and f[1] < 0.5 * best_fit[1]):
             best, best_fit = off, f
+    return best
+
+
+def rows_from_names(boxes: list[LeadNameBox], centres: np.ndarray) -> np.ndarray | None:
+    """Row centres corrected by the names of the first column (one per printed row): a found row lying between
+    two names one row pitch apart is not a row (a crossing blob, a row split by wander), and a name with no found
+    row near it marks one. Returns the corrected centres, or None when the names change nothing."""
+    if centres.size < 3 or len(boxes) < 3:
+        return None
+    pitch = float(np.median(np.diff(centres)))
+    rough = name_offset(boxes, centres)
+    # the offset fit counts names within 0.3 pitch of a row; found rows wander by a fraction of that, so the
+    # offset itself is the median of the names' distances to their rows
+    cy_all = np.array([b.box.cy for b in boxes])
+    nearest = centres[np.abs(cy_all[:, None] - rough - centres[None, :]).argmin(axis=1)]
+    offset = float(np.median(cy_all - nearest))
+    x0 = np.array([b.box.x0 for b in boxes])
+    first = x0 <= x0.min() + 0.5 * pitch  # names of the first column: one per row
+    ys = np.sort(np.array([b.box.cy for b in boxes])[first] - offset)
+    if ys.size < 3:
+        return None
+    named: list[float] = []
+    for y in ys:  # one position per printed row
+        if named and y - named[-1] < 0.5 * pitch:
+            continue
+        named.append(float(y))
+    named_arr = np.array(named)
+    tol = 0.3 * pitch
+    keep = []
+    for c in centres:
+        below = named_arr[named_arr < c]
+        above = named_arr[named_arr > c]
+        near = np.abs(named_arr - c).min() <= tol
+        between = below.size and above.size and (above[0] - below[-1]) < 1.5 * pitch
+        if near or not between:
+            keep.append(float(c))
+    for y in named_arr:
+        if not keep or np.abs(np.array(keep) - y).min() > tol:
+            keep.append(float(y))
+    new = np.sort(np.array(keep))
+    if new.size == centres.size and np.allclose(new, centres):
+        return None
+    return new
+
+
+def assign_boxes_to_rows(boxes: list[LeadNameBox], centres: np.ndarray) -> list[int]:
+    """Row index for each box (-1: none). Names are printed at one offset from their row's baseline (below it
+    on ECG-Image-Kit pages, above it on others), and on tightly packed pages (12x1) a name may be nearer the
+    next row than its own; so the page's offset is the one that puts the most names on a row (`name_offset`),
+    and each box goes to the row nearest its centre less that offset (within half a row spacing)."""
+    if centres.size == 0 or not boxes:
+        return [-1] * len(boxes)
+    spacing = float(np.median(np.diff(centres))) if centres.size > 1 else np.inf
+    offset = name_offset(boxes, centres)
     out = []
-    for y in cy:
-        dist = np.abs(y - best - centres)
+    for b in boxes:
+        dist = np.abs(b.box.cy - offset - centres)
         i = int(np.argmin(dist))
         out.append(i if dist[i] <= 0.5 * spacing else -1)
     return out

@@ -18,7 +18,7 @@ from ..layouts import canonical_lead_name, lead_index
 from .fit import fit_samples
 from .ink import InkParams, ink_score_map
 from .paper import off_paper_mask
-from .cells import RowCell, cells_from_boxes, cells_from_layout, layout_for_row_count
+from .cells import RowCell, cells_from_boxes, cells_from_layout, layout_for_row_count, rows_from_names
 from .pulse import PulseInfo, find_pulse
 from .readout import centre_path, sample_path
 from .rows import TrackParams, find_row_centres, row_bands, track_row
@@ -370,6 +370,10 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
     if centres.size == 0:
         return empty_extraction(num_samples, lead_names, geometry, "no rows found")
     centres, chosen = track_rows(runs, centres, geometry, params.track)
+    if lead_name_boxes:
+        by_names = rows_from_names(lead_name_boxes, centres)
+        if by_names is not None:  # rows the names contradict (a crossing blob) or show (a row not found)
+            centres, chosen = track_rows(runs, by_names, geometry, params.track)
     width_px = trace_width(runs, chosen)
     top, bot, shared, w_top, w_bot = resolve_shared(runs, chosen, width_px)
 
