@@ -83,3 +83,31 @@ def test_layout_is_told_apart_by_the_grid():
         scores = confused_scores(truth, rng, right=0.3, wrong=0.3)
         layout, _, _ = decode_layout(as_detections(truth, scores), scores, CLASSES)
         assert LAYOUTS[layout].grid == LAYOUTS[name].grid
+
+
+def test_a_missed_row_does_not_slide_the_rows_below():
+    """ECG-Image-Kit's 12x1 with one row's name missed and III read as II: the rows keep their places on the
+    page's row pitch, so III is not taken for the rhythm strip's II (nor the strip dropped)."""
+    rng = np.random.default_rng(5)
+    truth = [b for b in layout_boxes("12x1-eik", row_h=60.0) if b.name != "I"]  # row 3 not detected
+    scores = rng.uniform(0.0, 0.02, size=(len(truth), len(CLASSES)))
+    for i, b in enumerate(truth):
+        scores[i, CLASSES.index(b.name)] = 0.3
+    iii = next(i for i, b in enumerate(truth) if b.name == "III")
+    scores[iii, CLASSES.index("III")], scores[iii, CLASSES.index("II")] = 0.01, 0.7
+    decoded = assign_layout_names(as_detections(truth, scores), scores, CLASSES)
+    assert names_by_position(decoded) == names_by_position(truth)
+
+
+def test_an_unknown_printed_order_keeps_the_names_read():
+    """Names printed in an order no known layout has (read correctly by the detector) are not renamed after the
+    best-fitting known layout: lead identity comes from the printed names."""
+    rng = np.random.default_rng(3)
+    places = layout_boxes("6x2")
+    order = [places[i].name for i in rng.permutation(len(places))]
+    truth = [LeadNameBox(name, b.box) for name, b in zip(order, places)]
+    scores = rng.uniform(0.0, 0.02, size=(len(truth), len(CLASSES)))
+    for i, b in enumerate(truth):
+        scores[i, CLASSES.index(b.name)] = 0.6
+    decoded = assign_layout_names(as_detections(truth, scores), scores, CLASSES)
+    assert names_by_position(decoded) == names_by_position(truth)

@@ -1,5 +1,14 @@
-"""Which lead each stretch of each row is, and over which time window: from lead-name boxes when given,
-else from the standard layouts (chosen by the number of rows found)."""
+"""Which lead each stretch of each row is, and over which time window.
+
+With lead-name boxes: every name is tied to the row it labels (names sit at one consistent offset from their
+row's baseline, above or below) and to the stretch of that row from its x to the next name's. The names'
+arrangement is then compared with the known layouts (`paperecg.layouts.LAYOUTS`: textbook, ECG-Image-Kit,
+Cabrera orders): when one explains nearly every name, its cells give each stretch's time window (ECG-Image-Kit's
+6x2 prints the first 5 s in both columns, which the x position alone cannot tell) and its sign (-aVR), and fill in
+names the detector missed. Otherwise each stretch's window is its place on the page's time axis.
+
+Without boxes: a standard layout chosen by the number of rows found (`layout_for_row_count`).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..geometry import LeadNameBox
-from ..layouts import LAYOUTS, canonical_lead_name
+from ..layouts import LAYOUTS, Layout, printed_lead
+
+MIN_LAYOUT_AGREEMENT = 0.75  # share of the name boxes a known layout must explain to be taken
+COL_TOL = 0.06  # a name may start this fraction of the time axis before its cell's page position
 
 
 @dataclass
@@ -18,25 +30,34 @@ class RowCell:
     row: int
     start: int
     end: int
-    source: str  # 'boxes' or the layout name
+    source: str  # 'boxes', 'boxes+LAYOUT' (names matched a known layout) or the layout name
+    sign: int = 1  # -1: the printed trace is the inverted lead (Cabrera's -aVR)
+    page_start: int | None = None  # sample position on the row's own time axis where the stretch begins
+    # (differs from start when columns show simultaneous windows); None: same as start
 
 
 def layout_for_row_count(num_rows: int) -> str | None:
-    """The standard layout with this many rows (3x4+3 for six rows: the more common long-strip format
-    is told from 6x2 by `choose_six_row_layout`)."""
-    by_rows = {3: "3x4", 4: "3x4+1", 6: "3x4+3", 12: "12x1"}
+    """The layout to assume with this many rows and no names (3x4+3 for six rows: the more common long-strip
+    format is told from 6x2 by `choose_six_row_layout`; seven and thirteen rows are ECG-Image-Kit's 6x2 and
+    12x1 pages, each with its lead-II strip)."""
+    by_rows = {3: "3x4", 4: "3x4+1", 6: "3x4+3", 7: "6x2-eik", 12: "12x1", 13: "12x1-eik"}
     return by_rows.get(num_rows)
 
 
+def _sample(frac: float, num_samples: int) -> int:
+    return int(round(frac * num_samples))
+
+
 def cells_from_layout(layout_name: str, num_samples: int, row_ids: list[int]) -> list[RowCell]:
-    """Cells of a standard layout, mapped onto the given found rows (top to bottom)."""
+    """Cells of a known layout, mapped onto the given found rows (top to bottom)."""
     layout = LAYOUTS[layout_name]
     out = []
     for cell in layout.cells():
         if cell.row >= len(row_ids):
             continue
         s0, s1 = cell.sample_window(num_samples)
-        out.append(RowCell(cell.lead, row_ids[cell.row], s0, s1, layout_name))
+        out.append(RowCell(cell.lead, row_ids[cell.row], s0, s1, layout_name, cell.sign,
+                           _sample(cell.page_x0, num_samples)))
     return out
 
 
@@ -46,40 +67,224 @@ def _snap_fraction(frac: float, quarters_tol: float = 0.08) -> float:
     return q if abs(frac - q) <= quarters_tol else frac
 
 
+def name_offset(boxes: list[LeadNameBox], centres: np.ndarray) -> float:
+    """How far below its row's baseline the page prints each name (negative: above): the offset that puts the
+    most names on a found row (the smaller one of equal fits; see `assign_boxes_to_rows`)."""
+    if centres.size < 2 or not boxes:
+        return 0.0
+    spacing = float(np.median(np.diff(centres)))
+    cy = np.array([b.box.cy for b in boxes])
+    d = cy[:, None] - centres[None, :]
+    offsets = sorted({round(float(v), 1) for v in d.ravel() if abs(v) <= spacing}, key=abs) or [0.0]
+    tol = 0.3 * spacing
+
+    def fit(offset: float) -> tuple[int, float]:
+        dist = np.abs(cy[:, None] - offset - centres[None, :]).min(axis=1)
+        hit = dist <= tol
+        return int(hit.sum()), float(dist[hit].sum())
+
+    best, best_fit = offsets[0], fit(offsets[0])
+    for off in offsets[1:]:
+        f = fit(off)
+        # more names on rows wins; then a smaller residual (a clearly better fit) over a smaller offset
+        if f[0] > best_fit[0] or (f[0] == best_fit[0] and f[1] < 0.5 * best_fit[1]):
+            best, best_fit = off, f
+    return best
+
+
+def rows_from_names(boxes: list[LeadNameBox], centres: np.ndarray) -> np.ndarray | None:
+    """Row centres corrected by the names of the first column (one per printed row): a found row lying between
+    two names one row pitch apart is not a row (a crossing blob, a row split by wander), and a name with no found
+    row near it marks one. Returns the corrected centres, or None when the names change nothing."""
+    if centres.size < 3 or len(boxes) < 3:
+        return None
+    pitch = float(np.median(np.diff(centres)))
+    rough = name_offset(boxes, centres)
+    # the offset fit counts names within 0.3 pitch of a row; found rows wander by a fraction of that, so the
+    # offset itself is the median of the names' distances to their rows
+    cy_all = np.array([b.box.cy for b in boxes])
+    nearest = centres[np.abs(cy_all[:, None] - rough - centres[None, :]).argmin(axis=1)]
+    offset = float(np.median(cy_all - nearest))
+    x0 = np.array([b.box.x0 for b in boxes])
+    first = x0 <= x0.min() + 0.5 * pitch  # names of the first column: one per row
+    ys = np.sort(np.array([b.box.cy for b in boxes])[first] - offset)
+    if ys.size < 3:
+        return None
+    named: list[float] = []
+    for y in ys:  # one position per printed row
+        if named and y - named[-1] < 0.5 * pitch:
+            continue
+        named.append(float(y))
+    named_arr = np.array(named)
+    tol = 0.3 * pitch
+    keep = []
+    for c in centres:
+        below = named_arr[named_arr < c]
+        above = named_arr[named_arr > c]
+        near = np.abs(named_arr - c).min() <= tol
+        between = below.size and above.size and (above[0] - below[-1]) < 1.5 * pitch
+        if near or not between:
+            keep.append(float(c))
+    for y in named_arr:
+        if not keep or np.abs(np.array(keep) - y).min() > tol:
+            keep.append(float(y))
+    new = np.sort(np.array(keep))
+    if new.size == centres.size and np.allclose(new, centres):
+        return None
+    return new
+
+
 def assign_boxes_to_rows(boxes: list[LeadNameBox], centres: np.ndarray) -> list[int]:
-    """Row index (nearest centre, -1 when none within a row spacing) for each box."""
-    if centres.size == 0:
+    """Row index for each box (-1: none). Names are printed at one offset from their row's baseline (below it
+    on ECG-Image-Kit pages, above it on others), and on tightly packed pages (12x1) a name may be nearer the
+    next row than its own; so the page's offset is the one that puts the most names on a row (`name_offset`),
+    and each box goes to the row nearest its centre less that offset (within half a row spacing)."""
+    if centres.size == 0 or not boxes:
         return [-1] * len(boxes)
     spacing = float(np.median(np.diff(centres))) if centres.size > 1 else np.inf
+    offset = name_offset(boxes, centres)
     out = []
     for b in boxes:
-        d = np.abs(centres - b.box.cy)
-        i = int(np.argmin(d))
-        out.append(i if d[i] <= 0.75 * spacing else -1)
+        dist = np.abs(b.box.cy - offset - centres)
+        i = int(np.argmin(dist))
+        out.append(i if dist[i] <= 0.5 * spacing else -1)
     return out
 
 
-def cells_from_boxes(boxes: list[LeadNameBox], centres: np.ndarray, row_x0: np.ndarray,
-                     row_x1: np.ndarray, px_per_sample: float, num_samples: int) -> list[RowCell]:
-    """Cells from the lead names printed on each row: a name's cell runs from its x to the next name's.
+@dataclass
+class _Named:
+    """One name box placed on the page: its row, its start as a fraction of the page's time axis."""
 
-    row_x0: x of each row's first sample; row_x1: x of its last.
-    """
-    rows = assign_boxes_to_rows(boxes, centres)
-    out: list[RowCell] = []
-    for r in range(centres.size):
-        mine = sorted((b for b, rr in zip(boxes, rows) if rr == r), key=lambda b: b.box.x0)
-        if not mine or not np.isfinite(row_x0[r]):
+    box_index: int
+    row: int
+    frac: float
+    lead: str
+    sign: int
+
+
+def _layout_rows(layout: Layout) -> list[list]:
+    rows: list[list] = [[] for _ in range(layout.num_rows)]
+    for cell in layout.cells():
+        rows[cell.row].append(cell)
+    return rows
+
+
+def _cell_at(cells: list, frac: float):
+    for cell in cells:
+        if cell.page_x0 - COL_TOL <= frac < cell.page_x1 - COL_TOL:
+            return cell
+    return None
+
+
+def match_layout(named: list[_Named], found_rows: list[int], layouts: dict[str, Layout] | None = None
+                 ) -> tuple[str | None, dict[int, int], float]:
+    """The known layout, and the order-keeping map of found rows (with names) onto its rows, that explains the
+    most names (a name is explained when the layout prints that lead at its place on the page). Returns
+    (layout name or None, {found row: layout row}, share of names explained)."""
+    from ..rectify.names import _align_rows
+
+    if not named:
+        return None, {}, 0.0
+    best: tuple[str | None, dict[int, int], float] = (None, {}, 0.0)
+    for name, layout in (layouts or LAYOUTS).items():
+        lrows = _layout_rows(layout)
+        gain = np.zeros((len(found_rows), len(lrows)))
+        for k, r in enumerate(found_rows):
+            for n in named:
+                if n.row != r:
+                    continue
+                for s, cells in enumerate(lrows):
+                    cell = _cell_at(cells, n.frac)
+                    if cell is not None and cell.lead == n.lead and (n.sign > 0 or cell.sign < 0):
+                        gain[k, s] += 1.0
+                    else:
+                        gain[k, s] -= 0.5
+        total, mapping = _align_rows(np.maximum(gain, 0.0))
+        # a layout with rows left over (more rows than the page shows) is fine: names may be missed; a layout
+        # that leaves named rows unplaced pays through the share
+        share = total / len(named)
+        if share > best[2] + 1e-9:
+            best = (name, {r: int(s) for r, s in zip(found_rows, mapping) if s >= 0}, share)
+    return best
+
+
+def cells_from_boxes(boxes: list[LeadNameBox], centres: np.ndarray, row_x0: np.ndarray,
+                     row_x1: np.ndarray, px_per_sample: float, num_samples: int,
+                     layouts: dict[str, Layout] | None = None) -> list[RowCell]:
+    """Cells from the lead names printed on each row.
+
+    row_x0: x of each row's first sample; row_x1: x of its last (NaN for rows without a trace). The page's
+    time axis starts at the median first sample of the rows. A name's stretch runs from its x to the next
+    name's (or the row's end); its time window is its place on that axis, unless the names match a known
+    layout, whose cells then say each stretch's window and sign (and add the cells of names not found)."""
+    rows_of = assign_boxes_to_rows(boxes, centres)
+    ok = np.isfinite(row_x0)
+    if not ok.any():
+        return []
+    x_origin = float(np.median(row_x0[ok]))
+    named: list[_Named] = []
+    for i, (b, r) in enumerate(zip(boxes, rows_of)):
+        if r < 0 or not ok[r]:
             continue
-        starts = []
-        for b in mine:
-            frac = (b.box.x0 - row_x0[r]) / px_per_sample / num_samples
-            starts.append(int(round(_snap_fraction(max(frac, 0.0)) * num_samples)))
-        row_end = int(round((row_x1[r] - row_x0[r]) / px_per_sample)) + 1
-        row_end = min(num_samples, int(round(_snap_fraction(row_end / num_samples) * num_samples)))
-        for i, b in enumerate(mine):
+        lead, sign = printed_lead(b.name)
+        frac = max((b.box.x0 - x_origin) / px_per_sample / num_samples, 0.0)
+        named.append(_Named(i, r, frac, lead, sign))
+    if not named:
+        return []
+    found_rows = sorted({n.row for n in named})
+    layout_name, row_map, share = match_layout(named, found_rows, layouts)
+    if layout_name is not None and share >= MIN_LAYOUT_AGREEMENT:
+        cells = _cells_from_matched_layout(layout_name, row_map, named, num_samples, centres.size, ok)
+        placed = {c.row for c in cells}
+        rest = [n for n in named if n.row not in placed]  # named rows the layout has no place for
+        return cells + _cells_from_positions(rest, row_x0, row_x1, x_origin, px_per_sample, num_samples)
+    return _cells_from_positions(named, row_x0, row_x1, x_origin, px_per_sample, num_samples)
+
+
+def _cells_from_matched_layout(layout_name: str, row_map: dict[int, int], named: list[_Named],
+                               num_samples: int, num_rows: int, row_ok: np.ndarray) -> list[RowCell]:
+    """Every cell of the matched layout on the found rows it was aligned with. Rows whose names were all missed
+    are placed by counting: between two aligned rows when the gap is the layout's, and anywhere when the page
+    traces exactly the layout's rows with the named ones in place."""
+    layout = LAYOUTS[layout_name]
+    mapping = dict(row_map)
+    pairs = sorted(mapping.items())
+    for (ra, sa), (rb, sb) in zip(pairs, pairs[1:]):
+        if rb - ra == sb - sa:  # no row missing or extra in between: the unnamed rows follow the layout
+            for k in range(1, rb - ra):
+                mapping.setdefault(ra + k, sa + k)
+    traced = np.nonzero(row_ok)[0]
+    if pairs and len(traced) == layout.num_rows and all(traced[s] == r for r, s in pairs):
+        # the page shows exactly the layout's rows, named ones in place: unnamed rows are the layout's too
+        for s, r in enumerate(traced):
+            mapping.setdefault(int(r), s)
+    signs = {(n.row, n.lead): n.sign for n in named}
+    by_layout_row: dict[int, list] = {}
+    for cell in layout.cells():
+        by_layout_row.setdefault(cell.row, []).append(cell)
+    out = []
+    for r, s in sorted(mapping.items()):
+        if r >= num_rows or not row_ok[r]:
+            continue
+        for cell in by_layout_row.get(s, []):
+            s0, s1 = cell.sample_window(num_samples)
+            sign = -1 if (cell.sign < 0 or signs.get((r, cell.lead), 1) < 0) else 1
+            out.append(RowCell(cell.lead, r, s0, s1, "boxes+" + layout_name, sign, _sample(cell.page_x0, num_samples)))
+    return out
+
+
+def _cells_from_positions(named: list[_Named], row_x0: np.ndarray, row_x1: np.ndarray, x_origin: float,
+                          px_per_sample: float, num_samples: int) -> list[RowCell]:
+    """A name's stretch runs from its x to the next name's on its row; its window is its page position."""
+    out: list[RowCell] = []
+    for r in sorted({n.row for n in named}):
+        mine = sorted((n for n in named if n.row == r), key=lambda n: n.frac)
+        starts = [_sample(_snap_fraction(n.frac), num_samples) for n in mine]
+        row_end = int(round((row_x1[r] - x_origin) / px_per_sample)) + 1
+        row_end = min(num_samples, _sample(_snap_fraction(row_end / num_samples), num_samples))
+        for i, n in enumerate(mine):
             s0 = starts[i]
             s1 = starts[i + 1] if i + 1 < len(mine) else row_end
             if s1 > s0:
-                out.append(RowCell(canonical_lead_name(b.name), r, s0, min(s1, num_samples), "boxes"))
+                out.append(RowCell(n.lead, r, s0, min(s1, num_samples), "boxes", n.sign))
     return out

@@ -23,6 +23,7 @@ COL_GAP_HEIGHTS = 2.0  # a new column starts where left edges jump by more than 
 PLACE_WEIGHT = 0.5  # what placing a box in a printed cell earns, per unit of its strength
 ASSIGN_COST = 0.02  # a box must earn more than this for its cell to be worth taking
 MIN_BOXES = 3  # fewer boxes carry too little structure to decode
+MIN_FAMILY_AGREEMENT = 0.6  # share of renamed boxes whose read name is of the layout name's family (else keep)
 MAX_COLUMNS = 6  # column clusters searched (the strongest); layouts print at most 4 columns of names
 
 
@@ -81,6 +82,51 @@ def _align_rows(gain: np.ndarray) -> tuple[float, np.ndarray]:
     return float(best[k_rows, s_rows]), mapping
 
 
+ROW_GAP_COST = 0.5  # per row pitch by which two placed rows' distance on the page differs from the layout's
+
+
+def _align_rows_spaced(gain: np.ndarray, row_y: np.ndarray, gap_cost: float = ROW_GAP_COST
+                       ) -> tuple[float, np.ndarray]:
+    """As `_align_rows`, but the page's geometry counts too: printed rows are equally spaced, so two placed rows
+    must lie as many row pitches apart as their layout rows (a missed row leaves a gap of two pitches; without
+    this, a page missing one row's names slides every lower row up by one layout row). Pitch: the median gap
+    between neighbouring found rows. Each placement pays gap_cost per pitch of disagreement with the previous
+    placed row. (total, layout row per found row or -1)."""
+    k_rows, s_rows = gain.shape
+    if k_rows < 2:
+        return _align_rows(gain)
+    gaps = np.diff(row_y)
+    pitch = float(np.median(gaps[gaps > 0])) if (gaps > 0).any() else 1.0
+    best = np.full((k_rows, s_rows), -np.inf)
+    prev = np.full((k_rows, s_rows, 2), -1, np.int64)
+    s_idx = np.arange(s_rows)
+    for k in range(k_rows):
+        for s in range(s_rows):
+            g = gain[k, s]
+            if g <= 0:
+                continue
+            value, from_ks = g, (-1, -1)
+            if k > 0 and s > 0:
+                dy = (row_y[k] - row_y[:k]) / pitch  # (k,)
+                ds = s - s_idx[:s]  # (s,)
+                cand = best[:k, :s] + g - gap_cost * np.abs(dy[:, None] - ds[None, :])
+                i = int(np.argmax(cand))
+                kk, ss = divmod(i, s)
+                if cand[kk, ss] > value:
+                    value, from_ks = float(cand[kk, ss]), (kk, ss)
+            best[k, s] = value
+            prev[k, s] = from_ks
+    mapping = np.full(k_rows, -1, np.int64)
+    if not np.isfinite(best).any() or best.max() <= 0:
+        return 0.0, mapping
+    k, s = np.unravel_index(int(np.argmax(best)), best.shape)
+    total = float(best[k, s])
+    while k >= 0:
+        mapping[k] = s
+        k, s = prev[k, s]
+    return total, mapping
+
+
 def decode_layout(boxes: list[LeadNameBox], scores: np.ndarray, class_names: tuple[str, ...],
                   layouts: list[Layout] | None = None) -> tuple[str | None, np.ndarray, np.ndarray]:
     """(layout name, class index per box, cell per box) of the layout and placement that best explain the
@@ -111,6 +157,7 @@ def decode_layout(boxes: list[LeadNameBox], scores: np.ndarray, class_names: tup
     col_rank[kept_cols] = np.arange(len(kept_cols))
     col_of = col_rank[col_of]  # -1: a box in a dropped column
     n_rows, n_cols = int(row_of.max()) + 1, len(kept_cols)
+    row_y = np.array([float(np.mean(y_up[row_of == k])) for k in range(n_rows)])
     idx = np.arange(n)
     best_total, best = 0.0, fallback
     for layout in layouts or list(LAYOUTS.values()):
@@ -123,7 +170,7 @@ def decode_layout(boxes: list[LeadNameBox], scores: np.ndarray, class_names: tup
                 cls = np.where(box_col >= 0, cells[s, np.maximum(box_col, 0)], -1)
                 earn = PLACE_WEIGHT * strength + scores[idx, np.maximum(cls, 0)] - ASSIGN_COST
                 np.add.at(gain[:, s], row_of, np.where(cls >= 0, np.maximum(earn, 0.0), 0.0))
-            total, row_map = _align_rows(gain)
+            total, row_map = _align_rows_spaced(gain, row_y)
             if total > best_total + 1e-9:
                 box_row = row_map[row_of]
                 ok = (box_row >= 0) & (box_col >= 0)
@@ -150,4 +197,20 @@ def assign_layout_names(boxes: list[LeadNameBox], scores: np.ndarray, class_name
         if c >= 0 and (c not in best_in_cell or strength[i] > strength[best_in_cell[c]]):
             best_in_cell[int(c)] = i
     keep = sorted(best_in_cell.values(), key=lambda i: -strength[i])
+    read = scores.argmax(1)
+    same_family = [name_family(class_names[read[i]]) == name_family(class_names[cls[i]]) for i in keep]
+    if not keep or float(np.mean(same_family)) < MIN_FAMILY_AGREEMENT:
+        # a printed order none of the known layouts has: the detector's own readings stand
+        return list(boxes)
     return [replace(boxes[i], name=class_names[cls[i]], score=float(strength[i])) for i in keep]
+
+
+def name_family(name: str) -> str:
+    """'limb' (I, II, III), 'augmented' (aVR, aVL, aVF) or 'chest' (V1-V6): a detector mixes names up within a
+    family (a letter or a digit apart), hardly ever across families."""
+    key = name.strip().lstrip("-").casefold()
+    if key.startswith("av"):
+        return "augmented"
+    if key.startswith("v"):
+        return "chest"
+    return "limb"

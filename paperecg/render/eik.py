@@ -109,7 +109,7 @@ def page_from_json(meta: dict, image: np.ndarray, signal_mv: np.ndarray | None =
                 base = fit_baseline_row(pix, signal_mv[s0:s1, j], geom.px_per_mv)
         leads.append(LeadTrace(name, lead_box, Box.from_points(text_c) if text_c is not None else None, s0, s1,
                                base, pix, row_index=int(d.get("row_index", -1)), col_index=int(d.get("col_index", -1)),
-                               lead_corners=lead_c, text_corners=text_c))
+                               lead_corners=lead_c, text_corners=text_c, sign=int(d.get("sign", 1))))
     if line_width_px is None:
         line_width_px = int(meta.get("line_width_px") or max(1, round(EIK_LINE_WIDTH_PX_AT_200DPI * dpi / 200.0)))
     trace_mask, lead_mask, alpha = draw_label_masks([t.pixels for t in leads], h, w, line_width_px)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..geometry import Box, LeadNameBox, PageGeometry
-from ..layouts import STANDARD_LEADS, canonical_lead_name
+from ..layouts import STANDARD_LEADS, printed_lead
 
 
 def box_corners(box: Box) -> np.ndarray:
@@ -47,6 +47,7 @@ class LeadTrace:
     # rotated corners (4, 2) [row, col] after augmentation; None = the axis-aligned box's corners
     lead_corners: np.ndarray | None = None
     text_corners: np.ndarray | None = None
+    sign: int = 1  # -1: the inverted lead is drawn (Cabrera's -aVR); the name box reads '-aVR'
 
 
 @dataclass
@@ -73,13 +74,14 @@ class RenderedPage:
         return int(self.image.shape[1])
 
     def lead_name_boxes(self) -> list[LeadNameBox]:
-        return [LeadNameBox(t.name, t.text_box) for t in self.leads if t.text_box is not None]
+        return [LeadNameBox(("-" if t.sign < 0 else "") + t.name, t.text_box) for t in self.leads
+                if t.text_box is not None]
 
     def yolo_lines(self, class_names: tuple[str, ...] = STANDARD_LEADS) -> list[str]:
         """Lead-name boxes in YOLO text format: 'class cx cy w h' normalised to the image size."""
         lines = []
         for b in self.lead_name_boxes():
-            name = canonical_lead_name(b.name)
+            name = printed_lead(b.name)[0]
             if name not in class_names:
                 continue
             x0, x1 = max(0.0, b.box.x0), min(float(self.width), b.box.x1)
@@ -101,7 +103,7 @@ class RenderedPage:
             if t.name.casefold() not in keys:
                 continue
             j = keys.index(t.name.casefold())
-            mv = (t.baseline_row - t.pixels[:, 0]) / self.geometry.px_per_mv
+            mv = t.sign * (t.baseline_row - t.pixels[:, 0]) / self.geometry.px_per_mv
             out[t.start_sample:t.start_sample + len(mv), j] = mv
         return out, names
 
@@ -130,6 +132,7 @@ class RenderedPage:
                 "baseline_row": None if not math.isfinite(t.baseline_row) else round(float(t.baseline_row), 3),
                 "row_index": t.row_index,
                 "col_index": t.col_index,
+                "sign": int(t.sign),
             })
         num_cols = max([t.col_index for t in self.leads] + [0]) + 1
         full = [t.name for t in self.leads if t.start_sample == 0 and t.end_sample == self.num_samples]

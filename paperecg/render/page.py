@@ -42,6 +42,7 @@ GRID_PRESETS: dict[str, tuple[RGB, RGB]] = {
 class RenderStyle:
     dpi: float = 200.0
     layout: str = "3x4+1"  # key of paperecg.layouts.LAYOUTS
+    custom_layout: Layout | None = None  # drawn instead of LAYOUTS[layout] (random lead orders)
     paper_w_in: float = 11.0
     paper_h_in: float = 8.5
     mm_per_s: float = 25.0
@@ -128,18 +129,50 @@ def _random_header(rng: np.random.Generator) -> tuple[str, ...]:
     return tuple(lines[: rng.integers(2, len(lines) + 1)])
 
 
+SHUFFLED_ORDER_SHARE = 0.15  # random styles drawing a layout's grid with its leads in a random order
+
+
+def shuffled_layout(layout: Layout, rng: np.random.Generator) -> Layout:
+    """The layout's grid with its twelve leads in a random order (printers differ; lead identity must come from
+    the printed names), its columns randomly simultaneous (each showing the first 1/n of the record) or
+    consecutive, and the rhythm strips kept."""
+    printed = [lead for row in layout.grid for lead in row]
+    order = [printed[i] for i in rng.permutation(len(printed))]
+    n_cols = layout.num_cols
+    grid = tuple(tuple(order[r * n_cols:(r + 1) * n_cols]) for r in range(len(layout.grid)))
+    windows = None
+    if n_cols > 1 and rng.random() < 0.5:
+        windows = tuple((0.0, 1.0 / n_cols) for _ in range(n_cols))
+    return Layout(f"{layout.name}~shuffled", grid, layout.rhythm, windows)
+
+
+def page_layout(style: RenderStyle) -> Layout:
+    """The layout a style draws: its custom one, else LAYOUTS[style.layout]."""
+    if style.custom_layout is not None:
+        return style.custom_layout
+    if style.layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {style.layout!r}; choose one of {sorted(LAYOUTS)}")
+    return LAYOUTS[style.layout]
+
+
 def random_style(rng: np.random.Generator | int | None = None, layout: str | None = None,
                  dpi: float | None = None) -> RenderStyle:
     """A random but plausible printout style (grid colours, B&W, no grid, widths, offsets, margins)."""
     rng = np.random.default_rng(rng)
+    chosen_at_random = layout is None
     if layout is None:
-        names = ["3x4+1", "3x4+1", "3x4+1", "3x4+3", "3x4", "6x2", "12x1"]
+        # ECG-Image-Kit's 6x2 and 12x1 orders as often as the textbook ones; Cabrera now and then
+        names = ["3x4+1", "3x4+1", "3x4+1", "3x4+3", "3x4", "6x2", "12x1", "6x2-eik", "12x1-eik", "6x2-cabrera",
+                 "12x1-cabrera"]
         layout = names[rng.integers(len(names))]
     minor, major = _random_grid(rng)
     bw = bool(rng.random() < 0.2)
     show_grid = bool(rng.random() < 0.93)
     header = _random_header(rng) if rng.random() < 0.5 else ()
     num_rows = LAYOUTS[layout].num_rows
+    # only a randomly chosen layout is sometimes reordered (a caller asking for a layout gets that layout)
+    custom = (shuffled_layout(LAYOUTS[layout], rng) if chosen_at_random and rng.random() < SHUFFLED_ORDER_SHARE
+              else None)
     row_jitter = rng.uniform(0.0, 3.0)
     trace = _rand_rgb(rng, 0, 60) if rng.random() < 0.85 else (int(rng.integers(0, 40)), int(rng.integers(0, 60)),
                                                                 int(rng.integers(80, 160)))
@@ -162,6 +195,7 @@ def random_style(rng: np.random.Generator | int | None = None, layout: str | Non
         dpi=float(dpi) if dpi else 200.0,
         mm_per_mv=mm_per_mv,
         layout=layout,
+        custom_layout=custom,
         paper_rgb=paper,
         grid_minor_rgb=minor,
         grid_major_rgb=major,
@@ -331,7 +365,7 @@ class _Plan:
 def plan_page(style: RenderStyle, duration_s: float) -> _Plan:
     """Where the time axis and each row's baseline go; shrinks mm/s only if the record cannot fit."""
     px_mm = style.px_per_mm
-    layout = LAYOUTS[style.layout]
+    layout = page_layout(style)
     paper_w_mm, paper_h_mm = style.paper_w_in * MM_PER_INCH, style.paper_h_in * MM_PER_INCH
     pulse_mm = (0.2 * style.mm_per_s + 2.0) if style.calibration_pulse else 0.0
     mm_per_s = style.mm_per_s
@@ -390,14 +424,12 @@ def render_page(signal_mv: np.ndarray, fs_hz: float, lead_names: list[str], styl
     """
     if style is None:
         style = RenderStyle() if rng is None else random_style(rng)
-    if style.layout not in LAYOUTS:
-        raise ValueError(f"unknown layout {style.layout!r}; choose one of {sorted(LAYOUTS)}")
+    layout = page_layout(style)
     sig = np.asarray(signal_mv, dtype=np.float64)
     if sig.ndim != 2 or sig.shape[1] != len(lead_names):
         raise ValueError(f"signal shape {sig.shape} does not match {len(lead_names)} lead names")
     num_samples = sig.shape[0]
     fs_hz = float(fs_hz)
-    layout = LAYOUTS[style.layout]
     plan = plan_page(style, num_samples / fs_hz)
     geom = plan.geometry
     h, w = plan.height_px, plan.width_px
@@ -418,20 +450,21 @@ def render_page(signal_mv: np.ndarray, fs_hz: float, lead_names: list[str], styl
         if style.calibration_pulse and cell.row not in seen_rows:
             draw_polyline(image, _pulse_points(plan.pulse_x_px, base, px_per_s, px_per_mv), style.trace_rgb, thick)
         seen_rows.add(cell.row)
-        x_start = plan.x0_px + s0 / fs_hz * px_per_s
+        page_s0 = int(round(cell.page_x0 * num_samples))  # where the window is printed on the time axis
+        x_start = plan.x0_px + page_s0 / fs_hz * px_per_s
         if style.column_separators and cell.col > 0:
             bar = np.array([[base - 0.5 * px_per_mv, x_start], [base + 0.5 * px_per_mv, x_start]])
             draw_polyline(image, bar, style.trace_rgb, max(2, thick + 1))
         j = columns.get(cell.lead)
         if j is None or s1 <= s0:
             continue
-        t_s = np.arange(s0, s1) / fs_hz
-        pix = np.stack([base - sig[s0:s1, j] * px_per_mv, plan.x0_px + t_s * px_per_s], axis=1)
+        t_s = np.arange(page_s0, page_s0 + s1 - s0) / fs_hz
+        pix = np.stack([base - cell.sign * sig[s0:s1, j] * px_per_mv, plan.x0_px + t_s * px_per_s], axis=1)
         pix[~np.isfinite(pix[:, 0])] = np.nan  # not drawn: no position at all
         draw_polyline(image, pix, style.trace_rgb, thick)
         text_box = None
         if style.lead_names:
-            name = canonical_lead_name(cell.lead)
+            name = cell.printed_name
             top = base + 0.25 * px_per_mv if style.lead_name_pos == "below" else base - 0.3 * px_per_mv - text_px
             text_box = draw_text(image, name, x_start + 0.6 * px_mm, top, text_px, style.text_rgb, style.font_face)
         finite = pix[np.all(np.isfinite(pix), axis=1)]
@@ -442,7 +475,7 @@ def render_page(signal_mv: np.ndarray, fs_hz: float, lead_names: list[str], styl
         else:
             lead_box = Box(x_start, base, x_start, base)
         leads.append(LeadTrace(canonical_lead_name(cell.lead), lead_box, text_box, s0, s1, base, pix,
-                               row_index=cell.row, col_index=cell.col))
+                               row_index=cell.row, col_index=cell.col, sign=cell.sign))
 
     header = list(style.header_text)
     if header:
@@ -469,9 +502,9 @@ def render_page(signal_mv: np.ndarray, fs_hz: float, lead_names: list[str], styl
         "line_width_px": thick,
     }
     return RenderedPage(image=image, trace_mask=trace_mask, lead_mask=lead_mask, leads=leads, geometry=geom,
-                        dpi=float(style.dpi), fs_hz=fs_hz, num_samples=num_samples, layout=style.layout,
+                        dpi=float(style.dpi), fs_hz=fs_hz, num_samples=num_samples, layout=layout.name,
                         angle_deg=0.0, trace_alpha=alpha, meta=meta)
 
 
-__all__ = ["RenderStyle", "random_style", "render_page", "LeadTrace", "RenderedPage", "GRID_PRESETS",
-           "plan_page", "draw_polyline", "draw_text", "draw_grid", "draw_label_masks", "MASK_ALPHA_MIN"]
+__all__ = ["RenderStyle", "random_style", "shuffled_layout", "page_layout", "render_page", "LeadTrace", "RenderedPage",
+           "GRID_PRESETS", "plan_page", "draw_polyline", "draw_text", "draw_grid", "draw_label_masks", "MASK_ALPHA_MIN"]
