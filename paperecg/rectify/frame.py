@@ -45,7 +45,7 @@ LOG = logging.getLogger(__name__)
 CANONICAL_DPI = 200.0
 CANONICAL_PX_PER_MM = CANONICAL_DPI / MM_PER_INCH  # 7.874
 LETTER_MM = (279.4, 215.9)  # landscape letter page: the canonical page is at least this big (padded)
-MAX_PAGE_MM = (300.0, 235.0)  # a grid region larger than this is cut to it (around its centre)
+MAX_PAGE_MM = (290.0, 224.0)  # a grid region larger than this is cut to it (around its centre)
 MAJOR_MM = 5.0  # the tracked grid period: major lines
 ANALYSIS_PERIOD_PX = 24.0  # 5 mm in the analysis image
 COARSE_LONG_PX = 1600  # long side of the first (global) look
@@ -56,6 +56,8 @@ MIN_TILES = 12  # fewer grid tiles: no frame
 FLAT_MAX_DEV_MM = 0.75  # p95 departure of the map from a similarity below this: a flat page
 SCALE_TOLERANCE = 0.03  # |scale - 1| below this on a flat page: no resampling at all
 MESH_STEP_MM = 5.0
+EXTENT_MARGIN_MM = 8.0  # paper kept beyond the outermost grid tiles' centres
+GLOBAL_CAP_PERCENTILE = 92.0
 DARK_PAPER_LEVEL = 90  # median brightness below this: bright lines on a dark page
 MAX_UNWRAP_MISMATCH = 0.3  # periods between a tile's phase and its neighbour's prediction
 TRACE_CAP_PERCENTILE = 99.5
@@ -245,6 +247,10 @@ def find_global_grid(dark: np.ndarray, max_angle_deg: float = 20.0) -> GlobalGri
     crop = dark[int(0.15 * h):int(0.85 * h), int(0.15 * w):int(0.85 * w)]
     n = 1024
     crop = crop[:n, :n]
+    crop = crop - local_mean(crop, 32)
+    # thick dark traces and text can outweigh a faint grid in the whole-page spectrum; capped at a level
+    # that grid lines reach, they no longer do (the grid's comb survives the cap)
+    crop = np.minimum(crop, np.percentile(crop, GLOBAL_CAP_PERCENTILE))
     crop = crop - crop.mean()
     win = np.outer(np.hanning(crop.shape[0]), np.hanning(crop.shape[1])).astype(np.float32)
     f = scipy.fft.fft2((crop * win).astype(np.float32), (n, n))
@@ -545,7 +551,7 @@ def _frame_from_surface(img: np.ndarray, hmat: np.ndarray, spline, uv: np.ndarra
     h0, w0 = img.shape[:2]
     ppm = CANONICAL_PX_PER_MM
     # the grid region in mm (tile centres +- half a tile), cut to the largest page, then padded to a letter
-    half = 0.5 * TILE_PERIODS * MAJOR_MM
+    half = EXTENT_MARGIN_MM
     lo, hi = uv.min(axis=0) - half, uv.max(axis=0) + half
     centre = 0.5 * (lo + hi)
     size = hi - lo
