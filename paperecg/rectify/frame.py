@@ -105,7 +105,7 @@ class PageFrame:
         h, w = self.shape_hw
         c = np.array([[w / 2, h / 2], [w / 2 + 1, h / 2], [w / 2, h / 2 + 1]])
         q = self.warp.forward(c)
-        return float(math.sqrt(abs(np.cross(q[1] - q[0], q[2] - q[0]))))
+        return float(math.sqrt(abs(_det2(q[1] - q[0], q[2] - q[0]))))
 
     def warp_image(self, image: np.ndarray) -> np.ndarray:
         """The canonical page from the original image. A source much finer than the canonical page is
@@ -612,3 +612,8 @@ def _paper_rgb(img: np.ndarray, xy: np.ndarray) -> tuple[int, int, int]:
     vals = img[pts[:, 1], pts[:, 0], :3].astype(np.float64)
     bright = vals.sum(axis=1) >= np.percentile(vals.sum(axis=1), 50)
     return tuple(int(c) for c in np.median(vals[bright], axis=0))
+
+
+def _det2(a: np.ndarray, b: np.ndarray) -> float:
+    """Area of the parallelogram of two 2-D vectors (the local scale of a map squared)."""
+    return float(a[0] * b[1] - a[1] * b[0])

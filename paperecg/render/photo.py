@@ -200,7 +200,7 @@ def photograph_page(page: RenderedPage, rng: np.random.Generator | int | None = 
     # trace thickness follows the local scale at the photo centre
     c = np.array([[ow / 2, oh / 2], [ow / 2 + 1, oh / 2], [ow / 2, oh / 2 + 1]])
     q = warp.forward(c)
-    scale = 1.0 / math.sqrt(abs(np.cross(q[1] - q[0], q[2] - q[0])))
+    scale = 1.0 / math.sqrt(abs(_det2(q[1] - q[0], q[2] - q[0])))
     thick = max(1, int(round(float(page.meta.get("line_width_px", 1)) * scale)))
     mask, ids, soft = draw_label_masks([t.pixels for t in leads], oh, ow, thick)
     geom = replace(page.geometry, px_per_mm_x=ppm * scale, px_per_mm_y=float(page.geometry.px_per_mm_y) * scale)
@@ -222,3 +222,8 @@ def grid_crossings_mm(page_hw: tuple[int, int], px_per_mm: float, origin_mm: tup
     gx, gy = np.meshgrid(xs_mm, ys_mm)
     mm = np.stack([gx.ravel(), gy.ravel()], axis=1)
     return mm * px_per_mm, mm
+
+
+def _det2(a: np.ndarray, b: np.ndarray) -> float:
+    """Area of the parallelogram of two 2-D vectors (the local scale of a map squared)."""
+    return float(a[0] * b[1] - a[1] * b[0])
