@@ -56,10 +56,13 @@ MIN_TILES = 12  # fewer grid tiles: no frame
 FLAT_MAX_DEV_MM = 0.75  # p95 departure of the map from a similarity below this: a flat page
 SCALE_TOLERANCE = 0.03  # |scale - 1| below this on a flat page: no resampling at all
 MESH_STEP_MM = 5.0
+MAX_HARMONICS = 12  # of the 5-mm period in a comb score (the 1-mm lines are the 5th and 10th)
 EXTENT_MARGIN_MM = 8.0  # paper kept beyond the outermost grid tiles' centres
 GLOBAL_CAP_PERCENTILE = 92.0
 DARK_PAPER_LEVEL = 90  # median brightness below this: bright lines on a dark page
-MAX_UNWRAP_MISMATCH = 0.3  # periods between a tile's phase and its neighbour's prediction
+MAX_UNWRAP_MISMATCH = 0.3  # lattice steps between a tile's position and its neighbour's prediction
+MIN_MAJOR_CONTRAST = 0.15  # median major-line contrast above which tiles are unwrapped in 5-mm periods
+LATTICE_PER_PERIOD = 5  # 1-mm lines per 5-mm period: tiles are placed on the 1-mm lattice
 TRACE_CAP_PERCENTILE = 99.5
 NUM_PHASE_HARMONICS = 5  # harmonics of the 5-mm period that locate a tile's lines (the 5th: 1-mm lines)
 OUTLIER_MM = 1.0  # a tile farther than this from the fitted surface is not used
@@ -173,11 +176,14 @@ def grid_darkness(image_rgb: np.ndarray) -> np.ndarray:
     """float32 darkness in which grid lines of any colour show: a coloured line is darkest in the channel
     it absorbs, so 255 - (min over channels) keeps red, green, blue and black grids alike on light paper."""
     img = np.asarray(image_rgb)
-    grey = img if img.ndim == 2 else img[..., :3]
-    light = grey if img.ndim == 2 else grey.max(axis=2)
-    if float(np.median(light[::7, ::7])) < DARK_PAPER_LEVEL:
-        return light.astype(np.float32)  # a monitor-like page: bright lines on dark ground
-    return 255.0 - (grey if img.ndim == 2 else grey.min(axis=2)).astype(np.float32)
+    if img.ndim == 2:
+        lo = hi = img
+    else:  # (channel-wise minimum/maximum: numpy's reductions over a last axis of 3 are slow)
+        r, g, b = img[..., 0], img[..., 1], img[..., 2]
+        lo, hi = np.minimum(np.minimum(r, g), b), np.maximum(np.maximum(r, g), b)
+    if float(np.median(hi[::7, ::7])) < DARK_PAPER_LEVEL:
+        return hi.astype(np.float32)  # a monitor-like page: bright lines on dark ground
+    return 255.0 - lo.astype(np.float32)
 
 
 def local_mean(img: np.ndarray, cell_px: int) -> np.ndarray:
@@ -205,10 +211,12 @@ def _spectrum_lookup(power: np.ndarray, fx: np.ndarray, fy: np.ndarray) -> np.nd
     ax, ay = gx - x0, gy - y0
     x0, y0 = x0 % n, y0 % n  # np.mod can round a tiny negative up to n
     x1, y1 = (x0 + 1) % n, (y0 + 1) % n
-    t = np.arange(power.shape[0]).reshape((-1,) + (1,) * (fx.ndim - 1))
-    p = power
-    return ((p[t, y0, x0] * (1 - ax) + p[t, y0, x1] * ax) * (1 - ay)
-            + (p[t, y1, x0] * (1 - ax) + p[t, y1, x1] * ax) * ay)
+    # flat indices into the stacked spectra: one gather per corner
+    t = np.arange(power.shape[0]).reshape((-1,) + (1,) * (fx.ndim - 1)) * (n * n)
+    flat = power.reshape(-1)
+    r0, r1 = t + y0 * n, t + y1 * n
+    return ((flat[r0 + x0] * (1 - ax) + flat[r0 + x1] * ax) * (1 - ay)
+            + (flat[r1 + x0] * (1 - ax) + flat[r1 + x1] * ax) * ay)
 
 
 def _comb_scores(power: np.ndarray, kx: np.ndarray, ky: np.ndarray, max_freq: float = 0.45,
@@ -218,7 +226,7 @@ def _comb_scores(power: np.ndarray, kx: np.ndarray, ky: np.ndarray, max_freq: fl
     which otherwise favours long periods, cancels; a comb of lines does not)."""
     kmag = np.hypot(kx, ky)
     m_max = int(max_freq / max(float(kmag.min()), 1e-6))
-    m_max = max(1, min(m_max, 24))
+    m_max = max(1, min(m_max, MAX_HARMONICS))
     total = np.zeros(kx.shape)
     count = np.zeros(kx.shape)
     for m in range(1, m_max + 1):
@@ -261,7 +269,7 @@ def find_global_grid(dark: np.ndarray, max_angle_deg: float = 20.0) -> GlobalGri
     # candidate 5-mm periods: the image spans 110 mm (a close-up) to 550 mm (a page far off); the range
     # also rules out the 5x confusions (a grid of major lines only read as a 25-mm grid, and the reverse)
     long_px = max(h, w)
-    periods = np.geomspace(max(6.0, long_px / 110.0), long_px / 22.0, 160)
+    periods = np.geomspace(max(6.0, long_px / 110.0), long_px / 22.0, 120)
     fr = 1.0 / periods
     scores, ks = [], []
     for base_deg in (0.0, 90.0):
@@ -303,6 +311,7 @@ class TileGrid:
     k: np.ndarray  # (2, ny, nx, 2) local frequency vector per family (0: crossing x, 1: crossing y)
     phase: np.ndarray  # (2, ny, nx) phase (radians) of each family's fundamental at the tile centre
     snr: np.ndarray  # (2, ny, nx) fundamental power over the tile's median spectral power
+    major_contrast: np.ndarray  # (2, ny, nx) how clearly the major line stands out of the 1-mm lines (0..1)
 
 
 def measure_tiles(dark: np.ndarray, glob: GlobalGrid, tile_px: int, stride_px: int,
@@ -312,16 +321,17 @@ def measure_tiles(dark: np.ndarray, glob: GlobalGrid, tile_px: int, stride_px: i
     ys = np.arange(0, max(h - tile_px, 0) + 1, stride_px)
     xs = np.arange(0, max(w - tile_px, 0) + 1, stride_px)
     ny, nx = len(ys), len(xs)
-    n = 1 << int(math.ceil(math.log2(tile_px)))
+    n = tile_px  # no padding: the Hann main lobe spans 4 bins, enough for the bilinear lookups
     win = np.outer(np.hanning(tile_px), np.hanning(tile_px)).astype(np.float32)
     rel = np.arange(tile_px, dtype=np.float64) - (tile_px - 1) / 2.0
     centres = np.stack(np.meshgrid(xs + (tile_px - 1) / 2.0, ys + (tile_px - 1) / 2.0), axis=-1)
     k_out = np.zeros((2, ny, nx, 2))
     ph_out = np.zeros((2, ny, nx))
     snr_out = np.zeros((2, ny, nx))
+    major_out = np.zeros((2, ny, nx))
     # candidate fundamentals around the global ones: scale and angle offsets
-    scales = np.geomspace(0.84, 1.19, 9)
-    dang = np.radians(np.linspace(-6.0, 6.0, 9))
+    scales = np.geomspace(0.86, 1.16, 7)
+    dang = np.radians(np.linspace(-6.0, 6.0, 7))
     fine_s = np.geomspace(0.975, 1.025, 5)
     fine_a = np.radians(np.linspace(-0.75, 0.75, 5))
     idx = [(i, j) for i in range(ny) for j in range(nx)]
@@ -332,7 +342,8 @@ def measure_tiles(dark: np.ndarray, glob: GlobalGrid, tile_px: int, stride_px: i
         tiles *= win
         spec = scipy.fft.fft2(tiles, (n, n), workers=1)  # float32 in, complex64 out
         power = spec.real ** 2 + spec.imag ** 2
-        level = np.median(power.reshape(len(part), -1), axis=1) + 1e-6
+        # the tile's typical spectral level (median of a sparse subset of bins: the full median is slow)
+        level = np.median(power[:, 1::4, 1::4].reshape(len(part), -1), axis=1) + 1e-6
         t = len(part)
         for fam, kg in enumerate((glob.kx, glob.ky)):
             mag, ang = float(np.hypot(*kg)), float(math.atan2(kg[1], kg[0]))
@@ -364,37 +375,45 @@ def measure_tiles(dark: np.ndarray, glob: GlobalGrid, tile_px: int, stride_px: i
             rows = (np.matmul(tiles, ex.real.astype(np.float32))
                     + 1j * np.matmul(tiles, ex.imag.astype(np.float32)))  # (t, tile, M)
             fm = np.sum(rows * ey, axis=1)
-            frac = comb_phase(fm, harm)
+            frac, contrast = comb_phase(fm, harm)
             for q, (i, j) in enumerate(part):
                 k_out[fam, i, j] = (kx1[q], ky1[q])
                 ph_out[fam, i, j] = 2 * np.pi * frac[q]
+                major_out[fam, i, j] = contrast[q]
                 snr_out[fam, i, j] = float(_spectrum_lookup(power[q:q + 1], kx1[q:q + 1], ky1[q:q + 1])[0]
                                            / level[q])
-    return TileGrid(centres, k_out, ph_out, snr_out)
+    return TileGrid(centres, k_out, ph_out, snr_out, major_out)
 
 
-def comb_phase(fm: np.ndarray, harmonics: np.ndarray, steps: int = 240) -> np.ndarray:
+def comb_phase(fm: np.ndarray, harmonics: np.ndarray, steps: int = 240) -> tuple[np.ndarray, np.ndarray]:
     """Where the tile centre sits between two major lines (fraction of a period in [0, 1)) from the DFT
     values fm (T, M) at the harmonics: the shift at which a comb of lines matches the tile best,
     argmax_u sum_m Re(F_m exp(-2 pi i m u)). All harmonics (the 1-mm lines are the 5th) vote, so a trace or
     a letter crossing the tile, which spreads its energy over all frequencies, moves the answer far less
-    than it moves the fundamental's phase alone."""
+    than it moves the fundamental's phase alone. Also returns how far the best shift stands out of the
+    other four 1-mm positions (0: minor lines as dark as the major one), scaled by the correlation's range."""
     u = np.arange(steps) / steps
-    basis = np.exp(-2j * np.pi * np.outer(harmonics, u))  # (M, S)
-    corr = (fm @ basis).real  # (T, S)
+    theta = 2 * np.pi * np.outer(harmonics, u)  # (M, S)
+    # Re(F exp(-i theta)) = Re F cos theta + Im F sin theta (real products: complex ones were slow here)
+    corr = np.ascontiguousarray(fm.real, dtype=np.float64) @ np.cos(theta) \
+        + np.ascontiguousarray(fm.imag, dtype=np.float64) @ np.sin(theta)  # (T, S)
     best = np.argmax(corr, axis=1)
     t = np.arange(len(fm))
     y0, y1, y2 = corr[t, best - 1], corr[t, best], corr[t, (best + 1) % steps]
     denom = y0 - 2 * y1 + y2
     shift = np.where(denom < 0, 0.5 * (y0 - y2) / np.where(denom < 0, denom, -1.0), 0.0)
-    return np.mod((best + shift) / steps, 1.0)
+    others = np.stack([corr[t, (best + k * steps // LATTICE_PER_PERIOD) % steps]
+                       for k in range(1, LATTICE_PER_PERIOD)], axis=1).max(axis=1)
+    contrast = (y1 - others) / (y1 - corr.min(axis=1) + 1e-12)
+    return np.mod((best + shift) / steps, 1.0), contrast
 
 
-def unwrap_tiles(tiles: TileGrid, fam: int, ok: np.ndarray, max_seeds: int = 6) -> np.ndarray:
+def unwrap_tiles(tiles: TileGrid, fam: int, ok: np.ndarray, lattice: int = 1, max_seeds: int = 6) -> np.ndarray:
     """Grid coordinate (in periods) of every tile centre for one family, by region growing from a confident
     tile; NaN where not reached. A seed whose own frequency is off reaches few tiles: the next most
     confident seeds outside the regions grown so far are tried, and the largest region wins.
-    ok: bool (ny, nx) tiles usable for this family."""
+    ok: bool (ny, nx) tiles usable for this family; lattice: positions per period a tile may take (1: the
+    major lines are told apart, 5: only the 1-mm lattice is trusted)."""
     best = np.full(ok.shape, np.nan)
     tried = np.zeros_like(ok)
     snr = np.where(ok, tiles.snr[fam], -np.inf)
@@ -403,7 +422,7 @@ def unwrap_tiles(tiles: TileGrid, fam: int, ok: np.ndarray, max_seeds: int = 6) 
         if not np.isfinite(free).any():
             break
         seed = np.unravel_index(int(np.argmax(free)), free.shape)
-        coord = _grow(tiles, fam, ok, seed)
+        coord = _grow(tiles, fam, ok, seed, lattice)
         reached = np.isfinite(coord)
         tried |= reached
         tried[seed] = True
@@ -414,11 +433,12 @@ def unwrap_tiles(tiles: TileGrid, fam: int, ok: np.ndarray, max_seeds: int = 6) 
     return best
 
 
-def _grow(tiles: TileGrid, fam: int, ok: np.ndarray, seed: tuple[int, int]) -> np.ndarray:
+def _grow(tiles: TileGrid, fam: int, ok: np.ndarray, seed: tuple[int, int], lattice: int) -> np.ndarray:
     ny, nx = ok.shape
     coord = np.full((ny, nx), np.nan)
     snr = np.where(ok, tiles.snr[fam], -np.inf)
-    frac = tiles.phase[fam] / (2 * np.pi)
+    frac = np.mod(tiles.phase[fam] / (2 * np.pi), 1.0 / lattice)
+    max_mismatch = MAX_UNWRAP_MISMATCH / lattice
     coord[seed] = frac[seed]
     heap = [(-float(snr[seed]), seed)]
     done = np.zeros_like(ok)
@@ -433,8 +453,8 @@ def _grow(tiles: TileGrid, fam: int, ok: np.ndarray, seed: tuple[int, int]) -> n
                 continue
             kmean = 0.5 * (tiles.k[fam, i, j] + tiles.k[fam, a, b])
             pred = coord[i, j] + float(kmean @ (tiles.centres[a, b] - tiles.centres[i, j]))
-            value = frac[a, b] + round(pred - frac[a, b])
-            if abs(value - pred) > MAX_UNWRAP_MISMATCH:
+            value = frac[a, b] + round((pred - frac[a, b]) * lattice) / lattice
+            if abs(value - pred) > max_mismatch:
                 continue  # ambiguous: this neighbour may reach it with a clearer prediction
             coord[a, b] = value
             heapq.heappush(heap, (-float(snr[a, b]), (a, b)))
@@ -506,8 +526,11 @@ def _find(img: np.ndarray) -> PageFrame:
     ok = (tiles.snr[0] > MIN_TILE_SNR) & (tiles.snr[1] > MIN_TILE_SNR)
     if ok.sum() < MIN_TILES:
         return identity_frame((h0, w0), "none", f"{int(ok.sum())} grid tiles")
-    u = unwrap_tiles(tiles, 0, ok)
-    v = unwrap_tiles(tiles, 1, ok)
+    # majors told apart from minors (most pages): unwrap in 5-mm periods, which tolerates far larger
+    # prediction errors; otherwise on the 1-mm lattice
+    lattice = 1 if float(np.median(tiles.major_contrast[:, ok])) > MIN_MAJOR_CONTRAST else LATTICE_PER_PERIOD
+    u = unwrap_tiles(tiles, 0, ok, lattice)
+    v = unwrap_tiles(tiles, 1, ok, lattice)
     sel = np.isfinite(u) & np.isfinite(v)
     if sel.sum() < MIN_TILES:
         return identity_frame((h0, w0), "none", f"{int(sel.sum())} connected grid tiles")
@@ -527,8 +550,8 @@ def _find(img: np.ndarray) -> PageFrame:
     cu = tiles.centres[all_ok]
     xy_all = np.stack([(cu[:, 0] + 0.5) / fx2 - 0.5, (cu[:, 1] + 0.5) / fy2 - 0.5], axis=1)
     uv_pred = _surface_inverse(hmat, spline, xy_all)
-    frac = np.stack([tiles.phase[0][all_ok], tiles.phase[1][all_ok]], axis=1) / (2 * np.pi)
-    uv_all = (frac + np.round(uv_pred / MAJOR_MM - frac)) * MAJOR_MM
+    frac = np.mod(np.stack([tiles.phase[0][all_ok], tiles.phase[1][all_ok]], axis=1) / (2 * np.pi), 1.0 / lattice)
+    uv_all = (frac + np.round((uv_pred / MAJOR_MM - frac) * lattice) / lattice) * MAJOR_MM
     hmat, spline, inl = _fit_surface(uv_all, xy_all, src_ppm)
     if hmat is None or inl.sum() < MIN_TILES:
         return identity_frame((h0, w0), "none", "no consistent grid surface")
