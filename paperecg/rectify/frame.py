@@ -56,6 +56,8 @@ MIN_TILES = 12  # fewer grid tiles: no frame
 FLAT_MAX_DEV_MM = 0.75  # p95 departure of the map from a similarity below this: a flat page
 SCALE_TOLERANCE = 0.03  # |scale - 1| below this on a flat page: no resampling at all
 MESH_STEP_MM = 5.0
+LOW_RES_PX_PER_MM = 4.0  # below this (about 100 dpi) a page is only resized, never warped
+MIN_INLIER_SHARE = 0.4  # fewer grid tiles than this share on the fitted surface: scale only
 MAX_HARMONICS = 12  # of the 5-mm period in a comb score (the 1-mm lines are the 5th and 10th)
 EXTENT_MARGIN_MM = 8.0  # paper kept beyond the outermost grid tiles' centres
 GLOBAL_CAP_PERCENTILE = 92.0
@@ -556,7 +558,29 @@ def _find(img: np.ndarray) -> PageFrame:
     if hmat is None or inl.sum() < MIN_TILES:
         return identity_frame((h0, w0), "none", "no consistent grid surface")
     uv_in, xy_in = uv_all[inl], xy_all[inl]
+    if inl.sum() < MIN_INLIER_SHARE * len(uv_all):
+        # most grid tiles disagree with any smooth surface: trust only the grid's scale (a resize)
+        frame = _frame_from_surface(img, hmat, None, uv_in, xy_in, src_ppm)
+        if frame.method in ("grid", "grid+warp"):
+            return _scale_frame(img.shape[:2], frame.source_px_per_mm, frame, "grid surface unreliable: scale only")
+        return frame
     return _frame_from_surface(img, hmat, spline, uv_in, xy_in, src_ppm)
+
+
+def _scale_frame(shape_hw: tuple[int, int], src_ppm: float, base: PageFrame | None = None,
+                 note: str | None = None) -> PageFrame:
+    """A pure resize from src_ppm to the canonical scale (area alignment, as cv2.resize does); the
+    identity ('flat') when the scale is already canonical."""
+    h0, w0 = shape_hw
+    scale = src_ppm / CANONICAL_PX_PER_MM
+    extra = dict(source_px_per_mm=src_ppm, num_tiles=base.num_tiles if base else 0,
+                 fill_rgb=base.fill_rgb if base else (255, 255, 255), notes=[note] if note else [])
+    if abs(scale - 1.0) < SCALE_TOLERANCE:
+        return PageFrame((h0, w0), "flat", None, **extra)
+    hc, wc = max(1, round(h0 / scale)), max(1, round(w0 / scale))
+    sx, sy = w0 / wc, h0 / hc
+    a = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
+    return PageFrame((hc, wc), "scale", MeshWarp(a), **extra)
 
 
 def _surface_inverse(hmat: np.ndarray, spline, xy: np.ndarray, iterations: int = 6) -> np.ndarray:
@@ -611,7 +635,9 @@ def _frame_from_surface(img: np.ndarray, hmat: np.ndarray, spline, uv: np.ndarra
     base = dict(source_px_per_mm=measured_ppm, perspective_mm=persp_mm, curl_mm=curl_mm, num_tiles=len(uv),
                 fill_rgb=fill)
     angle_deg = math.degrees(math.atan2(m[1, 0], m[0, 0]))
-    if persp_mm + curl_mm < FLAT_MAX_DEV_MM:
+    # below LOW_RES_PX_PER_MM (about 100 dpi) the 1-mm lines are gone and tile positions too noisy to tell
+    # a warp from noise; such pages are scans in practice (a phone photo resolves far more): resize only
+    if persp_mm + curl_mm < FLAT_MAX_DEV_MM or measured_ppm < LOW_RES_PX_PER_MM:
         if abs(scale - 1.0) < SCALE_TOLERANCE:
             return PageFrame((h0, w0), "flat", None, **base, notes=[f"rotation {angle_deg:.2f} deg left to tilt"])
         # a flat page at another resolution: a pure resize (area alignment, as cv2.resize does)
