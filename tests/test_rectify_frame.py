@@ -135,3 +135,26 @@ def test_photo_labels_move_with_the_paper(photo):
     # and the image is dark there (the trace was drawn at those points)
     grey = page.image.mean(axis=2)
     assert np.median(grey[r, c]) < np.median(grey) - 40
+
+
+def test_training_dataset_can_photograph_pages(tmp_path):
+    from paperecg.records.io import write_record
+    from paperecg.render.dataset import RenderedPageDataset
+
+    signal = synthetic_ecg(100.0, 10.0, "NORM", 0, 12)
+    write_record(str(tmp_path), "00001_lr", signal, 100.0, LEADS, ["Age: 50"])
+    plain = RenderedPageDataset(str(tmp_path), augment=True, seed=3)
+    photo = RenderedPageDataset(str(tmp_path), augment=True, seed=3, photo_prob=1.0)
+    page = photo[0]
+    assert page.meta.get("look") == "photo"
+    # the labels are in the photo's pixels: the plotted points lie on the (moved) trace mask
+    pts = np.concatenate([t.pixels for t in page.leads])
+    pts = pts[np.all(np.isfinite(pts), axis=1)]
+    r = np.clip(np.round(pts[:, 0]).astype(int), 0, page.height - 1)
+    c = np.clip(np.round(pts[:, 1]).astype(int), 0, page.width - 1)
+    assert cv2.dilate(page.trace_mask.astype(np.uint8), np.ones((3, 3), np.uint8))[r, c].mean() > 0.99
+    # off by default: the same seed gives the same page as before the option existed
+    from paperecg.render.dataset import render_training_page, page_seed
+
+    again = render_training_page(plain.records[0], np.random.default_rng(page_seed(3, 0, 0)), True)
+    assert np.array_equal(plain[0].image, again.image)
