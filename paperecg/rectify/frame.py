@@ -56,6 +56,7 @@ MIN_TILES = 12  # fewer grid tiles: no frame
 FLAT_MAX_DEV_MM = 0.75  # p95 departure of the map from a similarity below this: a flat page
 SCALE_TOLERANCE = 0.03  # |scale - 1| below this on a flat page: no resampling at all
 MESH_STEP_MM = 5.0
+RELATIVE_TILE_SNR = 0.0  # a grid tile's strength, as a share of the page's 75th percentile tile
 LOW_RES_PX_PER_MM = 4.0  # below this (about 100 dpi) a page is only resized, never warped
 MIN_INLIER_SHARE = 0.4  # fewer grid tiles than this share on the fitted surface: scale only
 MAX_HARMONICS = 12  # of the 5-mm period in a comb score (the 1-mm lines are the 5th and 10th)
@@ -525,38 +526,21 @@ def _find(img: np.ndarray) -> PageFrame:
     g2 = GlobalGrid(glob.kx * f1 / f2, glob.ky * f1 / f2, glob.confidence)
     tile_px = int(TILE_PERIODS * ANALYSIS_PERIOD_PX)
     tiles = measure_tiles(dark2, g2, tile_px, tile_px // 2)
-    ok = (tiles.snr[0] > MIN_TILE_SNR) & (tiles.snr[1] > MIN_TILE_SNR)
+    # grid tiles stand far above anything else (a table's grain, a blank margin): a tile counts when both
+    # families reach a share of the typical grid tile's strength
+    strong = [max(MIN_TILE_SNR, RELATIVE_TILE_SNR * float(np.percentile(tiles.snr[f], 75))) for f in (0, 1)]
+    ok = (tiles.snr[0] > strong[0]) & (tiles.snr[1] > strong[1])
     if ok.sum() < MIN_TILES:
         return identity_frame((h0, w0), "none", f"{int(ok.sum())} grid tiles")
     # majors told apart from minors (most pages): unwrap in 5-mm periods, which tolerates far larger
-    # prediction errors; otherwise on the 1-mm lattice
-    lattice = 1 if float(np.median(tiles.major_contrast[:, ok])) > MIN_MAJOR_CONTRAST else LATTICE_PER_PERIOD
-    u = unwrap_tiles(tiles, 0, ok, lattice)
-    v = unwrap_tiles(tiles, 1, ok, lattice)
-    sel = np.isfinite(u) & np.isfinite(v)
-    if sel.sum() < MIN_TILES:
-        return identity_frame((h0, w0), "none", f"{int(sel.sum())} connected grid tiles")
-    # original-image px of the tile centres (pixel-area alignment of the resize)
-    c2 = tiles.centres[sel]
-    fx2 = dark2.shape[1] / w0
-    fy2 = dark2.shape[0] / h0
-    xy = np.stack([(c2[:, 0] + 0.5) / fx2 - 0.5, (c2[:, 1] + 0.5) / fy2 - 0.5], axis=1)
-    uv = np.stack([u[sel], v[sel]], axis=1) * MAJOR_MM
+    # prediction errors; otherwise (ECG-Image-Kit draws some minor grids as dark as the major one) on the
+    # 1-mm lattice, which fits any tile to within 0.5 mm and so is used only when it must be
     src_ppm = ANALYSIS_PERIOD_PX / MAJOR_MM / f2
-    hmat, spline, inl = _fit_surface(uv, xy, src_ppm)
-    if hmat is None or inl.sum() < MIN_TILES:
+    lattice = 1 if float(np.median(tiles.major_contrast[:, ok])) > MIN_MAJOR_CONTRAST else LATTICE_PER_PERIOD
+    fit = _fit_lattice(tiles, ok, lattice, (dark2.shape[1] / w0, dark2.shape[0] / h0), src_ppm)
+    if fit is None:
         return identity_frame((h0, w0), "none", "no consistent grid surface")
-    # tiles whose unwrapping slipped by whole periods, and tiles of other grid patches: put their grid
-    # coordinate on the fitted surface (their own phase, the surface's whole period) and refit
-    all_ok = ok.copy()
-    cu = tiles.centres[all_ok]
-    xy_all = np.stack([(cu[:, 0] + 0.5) / fx2 - 0.5, (cu[:, 1] + 0.5) / fy2 - 0.5], axis=1)
-    uv_pred = _surface_inverse(hmat, spline, xy_all)
-    frac = np.mod(np.stack([tiles.phase[0][all_ok], tiles.phase[1][all_ok]], axis=1) / (2 * np.pi), 1.0 / lattice)
-    uv_all = (frac + np.round((uv_pred / MAJOR_MM - frac) * lattice) / lattice) * MAJOR_MM
-    hmat, spline, inl = _fit_surface(uv_all, xy_all, src_ppm)
-    if hmat is None or inl.sum() < MIN_TILES:
-        return identity_frame((h0, w0), "none", "no consistent grid surface")
+    hmat, spline, inl, uv_all, xy_all = fit
     uv_in, xy_in = uv_all[inl], xy_all[inl]
     if inl.sum() < MIN_INLIER_SHARE * len(uv_all):
         # most grid tiles disagree with any smooth surface: trust only the grid's scale (a resize)
@@ -565,6 +549,36 @@ def _find(img: np.ndarray) -> PageFrame:
             return _scale_frame(img.shape[:2], frame.source_px_per_mm, frame, "grid surface unreliable: scale only")
         return frame
     return _frame_from_surface(img, hmat, spline, uv_in, xy_in, src_ppm)
+
+
+def _fit_lattice(tiles: TileGrid, ok: np.ndarray, lattice: int, f2xy: tuple[float, float], src_ppm: float):
+    """Unwrap both families on `lattice`, fit the surface, put every grid tile on it and refit.
+    Returns (H, spline, inliers, uv mm, xy px) or None."""
+    u = unwrap_tiles(tiles, 0, ok, lattice)
+    v = unwrap_tiles(tiles, 1, ok, lattice)
+    sel = np.isfinite(u) & np.isfinite(v)
+    if sel.sum() < MIN_TILES:
+        return None
+    fx2, fy2 = f2xy
+
+    def original_xy(mask: np.ndarray) -> np.ndarray:  # pixel-area alignment of the analysis resize
+        c = tiles.centres[mask]
+        return np.stack([(c[:, 0] + 0.5) / fx2 - 0.5, (c[:, 1] + 0.5) / fy2 - 0.5], axis=1)
+
+    uv = np.stack([u[sel], v[sel]], axis=1) * MAJOR_MM
+    hmat, spline, inl = _fit_surface(uv, original_xy(sel), src_ppm)
+    if hmat is None or inl.sum() < MIN_TILES:
+        return None
+    # tiles whose unwrapping slipped by whole steps, and tiles of other grid patches: their grid
+    # coordinate from their own phase and the fitted surface's whole step, then refit
+    xy_all = original_xy(ok)
+    uv_pred = _surface_inverse(hmat, spline, xy_all)
+    frac = np.mod(np.stack([tiles.phase[0][ok], tiles.phase[1][ok]], axis=1) / (2 * np.pi), 1.0 / lattice)
+    uv_all = (frac + np.round((uv_pred / MAJOR_MM - frac) * lattice) / lattice) * MAJOR_MM
+    hmat, spline, inl = _fit_surface(uv_all, xy_all, src_ppm)
+    if hmat is None or inl.sum() < MIN_TILES:
+        return None
+    return hmat, spline, inl, uv_all, xy_all
 
 
 def _scale_frame(shape_hw: tuple[int, int], src_ppm: float, base: PageFrame | None = None,
@@ -599,7 +613,8 @@ def _frame_from_surface(img: np.ndarray, hmat: np.ndarray, spline, uv: np.ndarra
     ppm = CANONICAL_PX_PER_MM
     # the grid region in mm (tile centres +- half a tile), cut to the largest page, then padded to a letter
     half = EXTENT_MARGIN_MM
-    lo, hi = uv.min(axis=0) - half, uv.max(axis=0) + half
+    lo = np.percentile(uv, 1, axis=0) - half  # (percentiles: a stray tile off the page does not widen it)
+    hi = np.percentile(uv, 99, axis=0) + half
     centre = 0.5 * (lo + hi)
     size = hi - lo
     landscape = size[0] >= size[1]
@@ -613,14 +628,19 @@ def _frame_from_surface(img: np.ndarray, hmat: np.ndarray, spline, uv: np.ndarra
     hom = hmat @ to_mm
     step_px = MESH_STEP_MM * ppm
     mesh = None
-    nodes_x = np.arange(0, w_c + step_px, step_px)
-    nodes_y = np.arange(0, h_c + step_px, step_px)
+    # the mesh spans the canonical page and every grid tile (paper cut off the canonical page keeps its
+    # measured warp, for points mapped from the photo there)
+    m_lo = np.minimum(0.0, (uv.min(axis=0) - EXTENT_MARGIN_MM - lo) * ppm)
+    m_hi = np.maximum([w_c, h_c], (uv.max(axis=0) + EXTENT_MARGIN_MM - lo) * ppm)
+    m_lo = np.floor(m_lo / step_px) * step_px
+    nodes_x = np.arange(m_lo[0], m_hi[0] + step_px, step_px)
+    nodes_y = np.arange(m_lo[1], m_hi[1] + step_px, step_px)
     gx, gy = np.meshgrid(nodes_x, nodes_y)
     nodes = np.stack([gx.ravel(), gy.ravel()], axis=1)
     nodes_mm = nodes / ppm + lo
     if spline is not None:
         mesh = spline(nodes_mm).reshape(len(nodes_y), len(nodes_x), 2)
-    warp = MeshWarp(hom, mesh, (0.0, 0.0), step_px)
+    warp = MeshWarp(hom, mesh, (float(m_lo[0]), float(m_lo[1])), step_px)
     # how far from flat: the homography against a similarity, the mesh's size (over the grid region)
     inside = np.all((nodes_mm >= uv.min(axis=0) - half) & (nodes_mm <= uv.max(axis=0) + half), axis=1)
     q_h = apply_homography(hom, nodes[inside])
