@@ -56,6 +56,7 @@ MIN_TILES = 12  # fewer grid tiles: no frame
 FLAT_MAX_DEV_MM = 0.75  # p95 departure of the map from a similarity below this: a flat page
 SCALE_TOLERANCE = 0.03  # |scale - 1| below this on a flat page: no resampling at all
 MESH_STEP_MM = 5.0
+SUBMULTIPLE_RATIO = 0.2  # power between the best comb's teeth (share of its own) that means a longer period
 RELATIVE_TILE_SNR = 0.0  # a grid tile's strength, as a share of the page's 75th percentile tile
 LOW_RES_PX_PER_MM = 4.0  # below this (about 100 dpi) a page is only resized, never warped
 MIN_INLIER_SHARE = 0.4  # fewer grid tiles than this share on the fitted surface: scale only
@@ -245,6 +246,26 @@ def _comb_scores(power: np.ndarray, kx: np.ndarray, ky: np.ndarray, max_freq: fl
     return total / np.maximum(count, 1)
 
 
+def _between_teeth(power: np.ndarray, f0: float, angle: float, n: int, max_freq: float = 0.45) -> float:
+    """Power at the teeth of the comb of period n / f0 that the comb of f0 lacks (k f0 / n, k not a
+    multiple of n), over the power at the f0 comb's own teeth, both less the level half-way between."""
+    c, s = math.cos(angle), math.sin(angle)
+    step = f0 / n
+    ks = np.arange(1, int(max_freq / step) + 1)
+    if ks.size == 0:
+        return 0.0
+
+    def at(f: np.ndarray) -> np.ndarray:
+        return _spectrum_lookup(power, (f * c)[None], (f * s)[None])[0]
+
+    on = at(ks * step) - 0.5 * (at((ks - 0.5) * step) + at((ks + 0.5) * step))
+    own = on[ks % n == 0]
+    other = on[ks % n != 0]
+    if own.size == 0 or other.size == 0:
+        return 0.0
+    return float(np.mean(np.maximum(other, 0.0)) / (np.mean(np.maximum(own, 0.0)) + 1e-12))
+
+
 @dataclass
 class GlobalGrid:
     kx: np.ndarray  # (2,) frequency vector (cycles/px of the look) of the family crossing x: vertical lines
@@ -287,7 +308,21 @@ def find_global_grid(dark: np.ndarray, max_angle_deg: float = 20.0) -> GlobalGri
     # the grid is square: the period is chosen by both families together (the clearer one leads), then
     # each family takes its best period within 15 % of it (perspective makes them differ a little)
     joint = scores[0].max(axis=1) / scores[0].max() + scores[1].max(axis=1) / scores[1].max()
-    p_best = periods[int(np.argmax(joint))]
+    best = int(np.argmax(joint))
+    # a comb at a third or half of the true period sits on a subset of its teeth and can score as high:
+    # when the spectrum also shows the teeth in between (k / (n p), k not a multiple of n), the true
+    # period is n p (a major-only grid shows none there: its period stays)
+    ang = [np.arctan2(ks[f][1][best, int(np.argmax(scores[f][best]))], ks[f][0][best, int(np.argmax(scores[f][best]))])
+           for f in (0, 1)]
+    f0 = 1.0 / periods[best]
+    for n in (5, 4, 3, 2):
+        if n * periods[best] > periods[-1] * 1.03:
+            continue
+        ratio = min(_between_teeth(power, f0, a, n) for a in ang)
+        if ratio > SUBMULTIPLE_RATIO:
+            best = int(np.argmin(np.abs(np.log(periods / (n * periods[best])))))
+            break
+    p_best = periods[best]
     near = np.abs(np.log(periods / p_best)) < 0.15
     out = []
     for score, (kx, ky) in zip(scores, ks):
