@@ -506,6 +506,7 @@ def _fit_surface(uv_mm: np.ndarray, xy: np.ndarray, px_per_mm: float):
     Returns (H, spline or None, inlier mask)."""
     from scipy.interpolate import RBFInterpolator
 
+    cv2.setRNGSeed(0)  # RANSAC draws from OpenCV's global generator: the same page gives the same frame
     hmat, mask = cv2.findHomography(uv_mm.astype(np.float64), xy.astype(np.float64), cv2.RANSAC,
                                     2.0 * px_per_mm, maxIters=4000, confidence=0.999)
     if hmat is None:
