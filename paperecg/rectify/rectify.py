@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..geometry import Box, LeadNameBox, rotate_points
+from .frame import PageFrame, find_page_frame
 from .tilt import TiltEstimate, estimate_tilt
 
 # Orientation: the upright page is trusted without trying other turns when its names add up to this much
@@ -36,6 +37,9 @@ class RectifiedPage:
     quarter_turns: int  # np.rot90 turns (counter-clockwise) applied before the tilt correction
     tilt: TiltEstimate | None = None
     orientation_confident: bool = False  # False: no detector, or no turn showed enough names
+    # map of the quarter-turned input <-> the canonical page (before the tilt correction, which a frame
+    # that straightens the page makes redundant): input -> quarter turns -> frame -> tilt = image
+    frame: PageFrame | None = None
 
 
 def paper_color(image_rgb: np.ndarray) -> tuple[int, int, int]:
@@ -132,11 +136,13 @@ def rectify_page(image_rgb: np.ndarray, detector=None, max_angle_deg: float = 15
     if detector is not None:
         quarter_turns, boxes, confident = find_orientation(img, detector)
         img = turn_quarters(img, quarter_turns)
-    tilt = estimate_tilt(boxes, img, max_angle_deg)
-    angle = tilt.angle_deg if tilt.confidence > 0 else 0.0
+    frame = find_page_frame(img)  # canonical page: flat, one scale (rectify/frame.py)
+    img, boxes = frame.warp_image(img), frame.boxes_to_canonical(boxes)
+    tilt = estimate_tilt(boxes, img, max_angle_deg) if not frame.straightens else None
+    angle = tilt.angle_deg if tilt is not None and tilt.confidence > 0 else 0.0
     if abs(angle) >= MIN_CORRECTION_DEG:
         upright = rotate_image(img, -angle)
         boxes = rotate_boxes(boxes, -angle, img.shape)
     else:
         upright, angle = img, 0.0
-    return RectifiedPage(upright, boxes, float(angle), int(quarter_turns), tilt, confident)
+    return RectifiedPage(upright, boxes, float(angle), int(quarter_turns), tilt, confident, frame)

@@ -65,9 +65,11 @@ def page_seed(seed: int, epoch: int, index: int) -> np.random.SeedSequence:
 
 
 def render_training_page(record: str, rng: np.random.Generator, augment: bool = True, layouts=None,
-                         dpi: float | None = None, strength: float = 1.0, rotate_max_deg: float = 10.0
-                         ) -> RenderedPage:
-    """One random page of `record`: random style (layout drawn from `layouts`), optionally augmented."""
+                         dpi: float | None = None, strength: float = 1.0, rotate_max_deg: float = 10.0,
+                         photo_prob: float = 0.0) -> RenderedPage:
+    """One random page of `record`: random style (layout drawn from `layouts`), optionally augmented; with
+    `photo_prob` > 0, that share of augmented pages is photographed instead (render/photo.py: perspective,
+    curl, folds, table, light; labels move exactly with the paper)."""
     signal, fs_hz, names = _load_record(record)
     layout = None
     if layouts:
@@ -75,7 +77,11 @@ def render_training_page(record: str, rng: np.random.Generator, augment: bool = 
     style = random_style(rng, layout=layout, dpi=dpi)
     page = render_page(signal, fs_hz, list(names), style)
     page.meta["record"] = os.path.basename(record)
-    if augment:
+    if augment and photo_prob > 0 and rng.random() < photo_prob:  # (no draw at all when off: seeds keep)
+        from .photo import photograph_page
+
+        page = photograph_page(page, rng, strength=strength).page
+    elif augment:
         page = augment_page(page, rng, strength=strength, rotate_max_deg=rotate_max_deg)
     return page
 
@@ -89,7 +95,7 @@ class RenderedPageDataset(Dataset):
 
     def __init__(self, record_paths, pages_per_record: int = 1, augment: bool = True, seed: int = 0,
                  layouts: list[str] | None = None, dpi: float | None = None, strength: float = 1.0,
-                 rotate_max_deg: float = 10.0):
+                 rotate_max_deg: float = 10.0, photo_prob: float = 0.0):
         if isinstance(record_paths, (str, os.PathLike)):
             record_paths = find_record_paths(str(record_paths))
         self.records = [str(r)[:-4] if str(r).endswith(".hea") else str(r) for r in record_paths]
@@ -105,6 +111,7 @@ class RenderedPageDataset(Dataset):
         self.dpi = dpi
         self.strength = float(strength)
         self.rotate_max_deg = float(rotate_max_deg)
+        self.photo_prob = float(photo_prob)  # share of pages photographed (render/photo.py); 0 = off
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -120,7 +127,7 @@ class RenderedPageDataset(Dataset):
             raise IndexError(index)
         rng = np.random.default_rng(page_seed(self.seed, self.epoch, index))
         return render_training_page(self.records[index // self.pages_per_record], rng, self.augment, self.layouts,
-                                    self.dpi, self.strength, self.rotate_max_deg)
+                                    self.dpi, self.strength, self.rotate_max_deg, self.photo_prob)
 
 
 def collate_pages(pages: list[RenderedPage]) -> list[RenderedPage]:

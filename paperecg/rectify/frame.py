@@ -1,0 +1,724 @@
+"""The page frame: the map between an input image and the canonical page (upright, flat, one fixed scale).
+
+The canonical page is what every later stage reads: paper at CANONICAL_PX_PER_MM (200 dpi, the scale the
+segmenter and the extractor were built for), rows horizontal, 1-mm grid squares square. `find_page_frame`
+measures the map from the page's own printed grid:
+
+1. a coarse look at the whole page (2-D power spectrum of its darkness) finds the two grid-line families:
+   the direction and period of the 5-mm (major) lines, whose harmonics include the 1-mm lines;
+2. the image is resampled so that 5 mm span ANALYSIS_PERIOD_PX pixels and cut into overlapping tiles; in
+   each tile the local grid frequency of both families is searched near the global one (mean power over the
+   harmonics of the candidate) and the phase of its fundamental gives where the tile's centre sits between
+   two major lines;
+3. phases are unwrapped by growing a region from the most confident tile (neighbour's grid coordinate =
+   this one's + local frequency x distance, rounded so that its own phase holds), which gives every tile
+   centre's position on the paper in mm (up to one common shift, which is free);
+4. a RANSAC homography paper mm -> image px, then a thin-plate-spline residual (page curl, folds) sampled
+   on a 5-mm mesh; tiles whose unwrapping slipped by whole periods are put back on the fitted surface.
+
+Fallbacks, one of which is logged per page (`PageFrame.method`):
+- 'flat': the map is a similarity at the canonical scale (a flat 200-dpi scan, possibly tilted): the
+  identity frame, and today's tilt correction does the rest (nothing is resampled, nothing is lost);
+- 'scale': a flat page at another resolution (50-400 dpi): resized to the canonical scale (bicubic up,
+  area-averaging down), tilt left to the tilt stage;
+- 'grid' / 'grid+warp': perspective (and curl): the page is resampled through the fitted map;
+- 'none': no grid found (blank paper, no printed grid): the identity, as before this stage existed.
+
+Points are (x, y) = (col, row) pixel coordinates with pixel centres at integers.
+"""
+from __future__ import annotations
+
+import heapq
+import logging
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import scipy.fft
+
+from ..geometry import MM_PER_INCH, Box, LeadNameBox
+from ..warp import MeshWarp, apply_homography, similarity_fit
+
+LOG = logging.getLogger(__name__)
+
+CANONICAL_DPI = 200.0
+CANONICAL_PX_PER_MM = CANONICAL_DPI / MM_PER_INCH  # 7.874
+LETTER_MM = (279.4, 215.9)  # landscape letter page: the canonical page is at least this big (padded)
+MAX_PAGE_MM = (290.0, 224.0)  # a grid region larger than this is cut to it (around its centre)
+MAJOR_MM = 5.0  # the tracked grid period: major lines
+ANALYSIS_PERIOD_PX = 24.0  # 5 mm in the analysis image
+COARSE_LONG_PX = 1600  # long side of the first (global) look
+TILE_PERIODS = 4  # tile side in major periods (20 mm)
+MIN_GLOBAL_CONFIDENCE = 4.0  # comb peak over median comb score for a grid to be there
+MIN_TILE_SNR = 6.0  # fundamental power over the tile's median spectral power
+MIN_TILES = 12  # fewer grid tiles: no frame
+FLAT_MAX_DEV_MM = 0.75  # p95 departure of the map from a similarity below this: a flat page
+SCALE_TOLERANCE = 0.03  # |scale - 1| below this on a flat page: no resampling at all
+MESH_STEP_MM = 5.0
+SUBMULTIPLE_RATIO = 0.2  # power between the best comb's teeth (share of its own) that means a longer period
+RELATIVE_TILE_SNR = 0.0  # a grid tile's strength, as a share of the page's 75th percentile tile
+LOW_RES_PX_PER_MM = 4.0  # below this (about 100 dpi) a page is only resized, never warped
+MIN_INLIER_SHARE = 0.4  # fewer grid tiles than this share on the fitted surface: scale only
+MAX_HARMONICS = 12  # of the 5-mm period in a comb score (the 1-mm lines are the 5th and 10th)
+EXTENT_MARGIN_MM = 8.0  # paper kept beyond the outermost grid tiles' centres
+GLOBAL_CAP_PERCENTILE = 92.0
+DARK_PAPER_LEVEL = 90  # median brightness below this: bright lines on a dark page
+MAX_UNWRAP_MISMATCH = 0.3  # lattice steps between a tile's position and its neighbour's prediction
+MIN_MAJOR_CONTRAST = 0.15  # median major-line contrast above which tiles are unwrapped in 5-mm periods
+LATTICE_PER_PERIOD = 5  # 1-mm lines per 5-mm period: tiles are placed on the 1-mm lattice
+TRACE_CAP_PERCENTILE = 99.5
+NUM_PHASE_HARMONICS = 5  # harmonics of the 5-mm period that locate a tile's lines (the 5th: 1-mm lines)
+OUTLIER_MM = 1.0  # a tile farther than this from the fitted surface is not used
+SPLINE_SMOOTHING = 0.5  # thin-plate smoothing per tile (px^2 of the original image)
+
+
+@dataclass
+class PageFrame:
+    """Map original image <-> canonical page. `warp` maps canonical px -> original px (None: identity)."""
+
+    shape_hw: tuple[int, int]  # canonical page size (rows, cols)
+    method: str  # 'none', 'flat', 'scale', 'grid', 'grid+warp'
+    warp: MeshWarp | None = None
+    px_per_mm: float = CANONICAL_PX_PER_MM
+    source_px_per_mm: float = float("nan")  # measured scale of the original near the page centre
+    perspective_mm: float = 0.0  # p95 departure of the homography from a similarity (mm of paper)
+    curl_mm: float = 0.0  # p95 size of the smooth residual warp (mm of paper)
+    num_tiles: int = 0  # grid tiles that agreed with the fitted map
+    fill_rgb: tuple[int, int, int] = (255, 255, 255)  # paper colour: what fills canonical pixels off the image
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def is_identity(self) -> bool:
+        return self.warp is None
+
+    @property
+    def straightens(self) -> bool:
+        """True when the frame already removed rotation (a tilt correction after it would be redundant)."""
+        return self.method in ("grid", "grid+warp")
+
+    def to_original(self, points_xy: np.ndarray) -> np.ndarray:
+        pts = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+        return pts.copy() if self.warp is None else self.warp.forward(pts)
+
+    def to_canonical(self, points_xy: np.ndarray) -> np.ndarray:
+        pts = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+        return pts.copy() if self.warp is None else self.warp.inverse(pts)
+
+    def source_scale(self) -> float:
+        """Original px per canonical px near the page centre (1 for the identity)."""
+        if self.warp is None:
+            return 1.0
+        h, w = self.shape_hw
+        c = np.array([[w / 2, h / 2], [w / 2 + 1, h / 2], [w / 2, h / 2 + 1]])
+        q = self.warp.forward(c)
+        return float(math.sqrt(abs(_det2(q[1] - q[0], q[2] - q[0]))))
+
+    def warp_image(self, image: np.ndarray) -> np.ndarray:
+        """The canonical page from the original image. A source much finer than the canonical page is
+        first reduced by area averaging (remap alone would alias it, and a 12-MP photo costs time)."""
+        if self.warp is None:
+            return image
+        img = np.ascontiguousarray(image)
+        if self.method == "scale":  # a pure resize: area averaging down, bicubic up
+            h, w = self.shape_hw
+            shrink = h * w < img.shape[0] * img.shape[1]
+            return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+        warp = self.warp
+        scale = self.source_scale()
+        if scale > 1.5:
+            f = 1.25 / scale
+            small = cv2.resize(img, (max(1, round(img.shape[1] * f)), max(1, round(img.shape[0] * f))),
+                               interpolation=cv2.INTER_AREA)
+            fx, fy = small.shape[1] / img.shape[1], small.shape[0] / img.shape[0]
+            warp = _scaled_source(warp, fx, fy)
+            img = small
+        interp = cv2.INTER_CUBIC if scale < 0.8 else cv2.INTER_LINEAR
+        fill = self.fill_rgb if img.ndim == 3 else int(np.mean(self.fill_rgb))
+        return warp.resample(img, self.shape_hw, fill=fill, interpolation=interp)
+
+    def boxes_to_canonical(self, boxes: list[LeadNameBox]) -> list[LeadNameBox]:
+        """Lead-name boxes of the original image -> boxes of the canonical page (bounding box of the
+        mapped corners)."""
+        if self.warp is None or not boxes:
+            return list(boxes)
+        out = []
+        for b in boxes:
+            c = np.array([[b.box.x0, b.box.y0], [b.box.x1, b.box.y0], [b.box.x1, b.box.y1], [b.box.x0, b.box.y1]])
+            m = self.to_canonical(c)
+            out.append(LeadNameBox(b.name, Box(*m.min(axis=0), *m.max(axis=0)), b.score))
+        return out
+
+    def describe(self) -> str:
+        if self.method == "none":
+            return "page frame: no printed grid found, page used as given"
+        if self.method == "flat":
+            return (f"page frame: flat page at {self.source_px_per_mm:.3f} px/mm, used as given "
+                    f"({self.num_tiles} grid tiles)")
+        if self.method == "scale":
+            return (f"page frame: flat page at {self.source_px_per_mm:.3f} px/mm resized to "
+                    f"{self.px_per_mm:.3f} px/mm ({self.num_tiles} grid tiles)")
+        return (f"page frame: {self.method} from {self.num_tiles} grid tiles, perspective {self.perspective_mm:.1f} mm,"
+                f" curl {self.curl_mm:.2f} mm, {self.source_px_per_mm:.2f} -> {self.px_per_mm:.3f} px/mm")
+
+
+def identity_frame(shape_hw: tuple[int, int], method: str = "none", note: str | None = None) -> PageFrame:
+    return PageFrame((int(shape_hw[0]), int(shape_hw[1])), method, notes=[note] if note else [])
+
+
+def _scaled_source(warp: MeshWarp, fx: float, fy: float) -> MeshWarp:
+    """The same map into a source image resized by (fx, fy) with cv2's pixel-area alignment:
+    x' = (x + 0.5) fx - 0.5."""
+    a = np.array([[fx, 0.0, 0.5 * fx - 0.5], [0.0, fy, 0.5 * fy - 0.5], [0.0, 0.0, 1.0]])
+    mesh = None if warp.mesh is None else warp.mesh * np.array([fx, fy])
+    return MeshWarp(a @ warp.homography, mesh, warp.mesh_origin, warp.mesh_step)
+
+
+# --- measurements --------------------------------------------------------------------------------------
+
+def grid_darkness(image_rgb: np.ndarray) -> np.ndarray:
+    """float32 darkness in which grid lines of any colour show: a coloured line is darkest in the channel
+    it absorbs, so 255 - (min over channels) keeps red, green, blue and black grids alike on light paper."""
+    img = np.asarray(image_rgb)
+    if img.ndim == 2:
+        lo = hi = img
+    else:  # (channel-wise minimum/maximum: numpy's reductions over a last axis of 3 are slow)
+        r, g, b = img[..., 0], img[..., 1], img[..., 2]
+        lo, hi = np.minimum(np.minimum(r, g), b), np.maximum(np.maximum(r, g), b)
+    if float(np.median(hi[::7, ::7])) < DARK_PAPER_LEVEL:
+        return hi.astype(np.float32)  # a monitor-like page: bright lines on dark ground
+    return 255.0 - lo.astype(np.float32)
+
+
+def local_mean(img: np.ndarray, cell_px: int) -> np.ndarray:
+    """Smooth background level: area means over cells of cell_px, interpolated back (a wide blur for the
+    price of two resizes)."""
+    h, w = img.shape[:2]
+    small = cv2.resize(img, (max(1, w // cell_px), max(1, h // cell_px)), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _resize(img: np.ndarray, factor: float) -> np.ndarray:
+    h, w = img.shape[:2]
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
+
+
+def _spectrum_lookup(power: np.ndarray, fx: np.ndarray, fy: np.ndarray) -> np.ndarray:
+    """Bilinear lookup of an unshifted (..., N, N) power spectrum at frequencies (cycles/px), broadcasting
+    over leading tile axes: power (T, N, N), fx/fy (T, ...)."""
+    n = power.shape[-1]
+    gx = np.mod(fx * n, n)
+    gy = np.mod(fy * n, n)
+    x0 = np.floor(gx).astype(np.int64)
+    y0 = np.floor(gy).astype(np.int64)
+    ax, ay = gx - x0, gy - y0
+    x0, y0 = x0 % n, y0 % n  # np.mod can round a tiny negative up to n
+    x1, y1 = (x0 + 1) % n, (y0 + 1) % n
+    # flat indices into the stacked spectra: one gather per corner
+    t = np.arange(power.shape[0]).reshape((-1,) + (1,) * (fx.ndim - 1)) * (n * n)
+    flat = power.reshape(-1)
+    r0, r1 = t + y0 * n, t + y1 * n
+    return ((flat[r0 + x0] * (1 - ax) + flat[r0 + x1] * ax) * (1 - ay)
+            + (flat[r1 + x0] * (1 - ax) + flat[r1 + x1] * ax) * ay)
+
+
+def _comb_scores(power: np.ndarray, kx: np.ndarray, ky: np.ndarray, max_freq: float = 0.45,
+                 contrast: bool = False) -> np.ndarray:
+    """Mean power over the harmonics m*k below max_freq (cycles/px) for candidate fundamentals k; with
+    `contrast`, minus the power half-way between harmonics (a smooth 1/f background of traces and text,
+    which otherwise favours long periods, cancels; a comb of lines does not)."""
+    kmag = np.hypot(kx, ky)
+    m_max = int(max_freq / max(float(kmag.min()), 1e-6))
+    m_max = max(1, min(m_max, MAX_HARMONICS))
+    total = np.zeros(kx.shape)
+    count = np.zeros(kx.shape)
+    for m in range(1, m_max + 1):
+        ok = m * kmag < max_freq
+        if not ok.any():
+            break
+        v = _spectrum_lookup(power, m * kx, m * ky)
+        if contrast:
+            v = v - 0.5 * (_spectrum_lookup(power, (m - 0.5) * kx, (m - 0.5) * ky)
+                           + _spectrum_lookup(power, (m + 0.5) * kx, (m + 0.5) * ky))
+        total += np.where(ok, v, 0.0)
+        count += ok
+    return total / np.maximum(count, 1)
+
+
+def _between_teeth(power: np.ndarray, f0: float, angle: float, n: int, max_freq: float = 0.45) -> float:
+    """Power at the teeth of the comb of period n / f0 that the comb of f0 lacks (k f0 / n, k not a
+    multiple of n), over the power at the f0 comb's own teeth, both less the level half-way between."""
+    c, s = math.cos(angle), math.sin(angle)
+    step = f0 / n
+    ks = np.arange(1, int(max_freq / step) + 1)
+    if ks.size == 0:
+        return 0.0
+
+    def at(f: np.ndarray) -> np.ndarray:
+        return _spectrum_lookup(power, (f * c)[None], (f * s)[None])[0]
+
+    on = at(ks * step) - 0.5 * (at((ks - 0.5) * step) + at((ks + 0.5) * step))
+    own = on[ks % n == 0]
+    other = on[ks % n != 0]
+    if own.size == 0 or other.size == 0:
+        return 0.0
+    return float(np.mean(np.maximum(other, 0.0)) / (np.mean(np.maximum(own, 0.0)) + 1e-12))
+
+
+@dataclass
+class GlobalGrid:
+    kx: np.ndarray  # (2,) frequency vector (cycles/px of the look) of the family crossing x: vertical lines
+    ky: np.ndarray  # (2,) of the family crossing y: horizontal lines
+    confidence: float
+
+
+def find_global_grid(dark: np.ndarray, max_angle_deg: float = 20.0) -> GlobalGrid | None:
+    """Directions and 5-mm period of the two grid-line families on a whole-page look (central part)."""
+    h, w = dark.shape
+    crop = dark[int(0.15 * h):int(0.85 * h), int(0.15 * w):int(0.85 * w)]
+    n = 1024
+    crop = crop[:n, :n]
+    crop = crop - local_mean(crop, 32)
+    # thick dark traces and text can outweigh a faint grid in the whole-page spectrum; capped at a level
+    # that grid lines reach, they no longer do (the grid's comb survives the cap)
+    crop = np.minimum(crop, np.percentile(crop, GLOBAL_CAP_PERCENTILE))
+    crop = crop - crop.mean()
+    win = np.outer(np.hanning(crop.shape[0]), np.hanning(crop.shape[1])).astype(np.float32)
+    f = scipy.fft.fft2((crop * win).astype(np.float32), (n, n))
+    power = f.real ** 2 + f.imag ** 2
+    # whitened: each bin over its neighbourhood's mean, so the comb measures peaks, not the 1/f slope of
+    # traces and text (which otherwise favours long periods)
+    power = power[None]
+    # candidate 5-mm periods: the image spans 110 mm (a close-up) to 550 mm (a page far off); the range
+    # also rules out the 5x confusions (a grid of major lines only read as a 25-mm grid, and the reverse)
+    long_px = max(h, w)
+    periods = np.geomspace(max(6.0, long_px / 110.0), long_px / 22.0, 120)
+    fr = 1.0 / periods
+    scores, ks = [], []
+    for base_deg in (0.0, 90.0):
+        angles = np.radians(base_deg + np.arange(-max_angle_deg, max_angle_deg + 1e-9, 1.0))
+        kx = fr[:, None] * np.cos(angles)[None, :]
+        ky = fr[:, None] * np.sin(angles)[None, :]
+        major = np.maximum(_comb_scores(power, kx[None], ky[None], contrast=True)[0], 0.0)
+        minor = np.maximum(_comb_scores(power, 5 * kx[None], 5 * ky[None], contrast=True)[0], 0.0)
+        # as in extract/scale.py: each comb rules out the other's 4/5 and 5/4 confusions
+        scores.append(major / (major.max() + 1e-12) + minor / (minor.max() + 1e-12))
+        ks.append((kx, ky))
+    # the grid is square: the period is chosen by both families together (the clearer one leads), then
+    # each family takes its best period within 15 % of it (perspective makes them differ a little)
+    joint = scores[0].max(axis=1) / scores[0].max() + scores[1].max(axis=1) / scores[1].max()
+    best = int(np.argmax(joint))
+    # a comb at a third or half of the true period sits on a subset of its teeth and can score as high:
+    # when the spectrum also shows the teeth in between (k / (n p), k not a multiple of n), the true
+    # period is n p (a major-only grid shows none there: its period stays)
+    ang = [np.arctan2(ks[f][1][best, int(np.argmax(scores[f][best]))], ks[f][0][best, int(np.argmax(scores[f][best]))])
+           for f in (0, 1)]
+    f0 = 1.0 / periods[best]
+    for n in (5, 4, 3, 2):
+        if n * periods[best] > periods[-1] * 1.03:
+            continue
+        ratio = min(_between_teeth(power, f0, a, n) for a in ang)
+        if ratio > SUBMULTIPLE_RATIO:
+            best = int(np.argmin(np.abs(np.log(periods / (n * periods[best])))))
+            break
+    p_best = periods[best]
+    near = np.abs(np.log(periods / p_best)) < 0.15
+    out = []
+    for score, (kx, ky) in zip(scores, ks):
+        masked = np.where(near[:, None], score, -np.inf)
+        i, j = np.unravel_index(int(np.argmax(masked)), score.shape)
+        conf = float(score[i, j] / (np.mean(np.maximum(score, 0.0)) + 1e-12))
+        out.append((np.array([kx[i, j], ky[i, j]]), conf))
+    (kvx, cx), (kvy, cy) = out
+    if kvy[1] < 0:
+        kvy = -kvy
+    if kvx[0] < 0:
+        kvx = -kvx
+    ratio = np.linalg.norm(kvx) / np.linalg.norm(kvy)
+    LOG.debug("global grid: periods %.1f / %.1f px, confidence %.1f / %.1f", 1 / np.linalg.norm(kvx),
+              1 / np.linalg.norm(kvy), cx, cy)
+    if min(cx, cy) < MIN_GLOBAL_CONFIDENCE or not (0.7 < ratio < 1.43):
+        return None
+    return GlobalGrid(kvx, kvy, min(cx, cy))
+
+
+@dataclass
+class TileGrid:
+    centres: np.ndarray  # (ny, nx, 2) tile centres (x, y) in analysis px
+    k: np.ndarray  # (2, ny, nx, 2) local frequency vector per family (0: crossing x, 1: crossing y)
+    phase: np.ndarray  # (2, ny, nx) phase (radians) of each family's fundamental at the tile centre
+    snr: np.ndarray  # (2, ny, nx) fundamental power over the tile's median spectral power
+    major_contrast: np.ndarray  # (2, ny, nx) how clearly the major line stands out of the 1-mm lines (0..1)
+
+
+def measure_tiles(dark: np.ndarray, glob: GlobalGrid, tile_px: int, stride_px: int,
+                  chunk: int = 64) -> TileGrid:
+    """Local grid frequency and phase of both families in overlapping tiles."""
+    h, w = dark.shape
+    ys = np.arange(0, max(h - tile_px, 0) + 1, stride_px)
+    xs = np.arange(0, max(w - tile_px, 0) + 1, stride_px)
+    ny, nx = len(ys), len(xs)
+    n = tile_px  # no padding: the Hann main lobe spans 4 bins, enough for the bilinear lookups
+    win = np.outer(np.hanning(tile_px), np.hanning(tile_px)).astype(np.float32)
+    rel = np.arange(tile_px, dtype=np.float64) - (tile_px - 1) / 2.0
+    centres = np.stack(np.meshgrid(xs + (tile_px - 1) / 2.0, ys + (tile_px - 1) / 2.0), axis=-1)
+    k_out = np.zeros((2, ny, nx, 2))
+    ph_out = np.zeros((2, ny, nx))
+    snr_out = np.zeros((2, ny, nx))
+    major_out = np.zeros((2, ny, nx))
+    # candidate fundamentals around the global ones: scale and angle offsets
+    scales = np.geomspace(0.86, 1.16, 7)
+    dang = np.radians(np.linspace(-6.0, 6.0, 7))
+    fine_s = np.geomspace(0.975, 1.025, 5)
+    fine_a = np.radians(np.linspace(-0.75, 0.75, 5))
+    idx = [(i, j) for i in range(ny) for j in range(nx)]
+    for start in range(0, len(idx), chunk):
+        part = idx[start:start + chunk]
+        tiles = np.stack([dark[ys[i]:ys[i] + tile_px, xs[j]:xs[j] + tile_px] for i, j in part]).astype(np.float32)
+        tiles -= tiles.mean(axis=(1, 2), keepdims=True)
+        tiles *= win
+        spec = scipy.fft.fft2(tiles, (n, n), workers=1)  # float32 in, complex64 out
+        power = spec.real ** 2 + spec.imag ** 2
+        # the tile's typical spectral level (median of a sparse subset of bins: the full median is slow)
+        level = np.median(power[:, 1::4, 1::4].reshape(len(part), -1), axis=1) + 1e-6
+        t = len(part)
+        for fam, kg in enumerate((glob.kx, glob.ky)):
+            mag, ang = float(np.hypot(*kg)), float(math.atan2(kg[1], kg[0]))
+            cand_m = mag * scales[:, None] * np.ones_like(dang)[None, :]
+            cand_a = ang + np.zeros_like(scales)[:, None] + dang[None, :]
+            kx = np.broadcast_to((cand_m * np.cos(cand_a))[None], (t,) + cand_m.shape)
+            ky = np.broadcast_to((cand_m * np.sin(cand_a))[None], (t,) + cand_m.shape)
+            # as in find_global_grid: the 5-mm comb plus the 1-mm comb, each normalised per tile
+            major = _comb_scores(power, kx, ky).reshape(t, -1)
+            minor = _comb_scores(power, 5 * kx, 5 * ky).reshape(t, -1)
+            score = (major / (major.max(axis=1, keepdims=True) + 1e-12)
+                     + minor / (minor.max(axis=1, keepdims=True) + 1e-12))
+            best = np.argmax(score, axis=1)
+            bm = cand_m.ravel()[best]
+            ba = cand_a.ravel()[best]
+            # refine around each tile's best candidate
+            fm = bm[:, None, None] * fine_s[None, :, None]
+            fa = ba[:, None, None] + fine_a[None, None, :]
+            fkx, fky = fm * np.cos(fa), fm * np.sin(fa)
+            fscore = _comb_scores(power, fkx, fky).reshape(t, -1)
+            fb = np.argmax(fscore, axis=1)
+            kx1 = fkx.reshape(t, -1)[np.arange(t), fb]
+            ky1 = fky.reshape(t, -1)[np.arange(t), fb]
+            # exact DFT of the first harmonics about the tile centre (separable: columns, then rows)
+            harm = np.arange(1, NUM_PHASE_HARMONICS + 1)
+            ex = np.exp(-2j * np.pi * (kx1[:, None, None] * harm[None, None, :]) * rel[None, :, None])
+            ey = np.exp(-2j * np.pi * (ky1[:, None, None] * harm[None, None, :]) * rel[None, :, None])
+            # (batched real matmuls: einsum does not use BLAS for this)
+            rows = (np.matmul(tiles, ex.real.astype(np.float32))
+                    + 1j * np.matmul(tiles, ex.imag.astype(np.float32)))  # (t, tile, M)
+            fm = np.sum(rows * ey, axis=1)
+            frac, contrast = comb_phase(fm, harm)
+            for q, (i, j) in enumerate(part):
+                k_out[fam, i, j] = (kx1[q], ky1[q])
+                ph_out[fam, i, j] = 2 * np.pi * frac[q]
+                major_out[fam, i, j] = contrast[q]
+                snr_out[fam, i, j] = float(_spectrum_lookup(power[q:q + 1], kx1[q:q + 1], ky1[q:q + 1])[0]
+                                           / level[q])
+    return TileGrid(centres, k_out, ph_out, snr_out, major_out)
+
+
+def comb_phase(fm: np.ndarray, harmonics: np.ndarray, steps: int = 240) -> tuple[np.ndarray, np.ndarray]:
+    """Where the tile centre sits between two major lines (fraction of a period in [0, 1)) from the DFT
+    values fm (T, M) at the harmonics: the shift at which a comb of lines matches the tile best,
+    argmax_u sum_m Re(F_m exp(-2 pi i m u)). All harmonics (the 1-mm lines are the 5th) vote, so a trace or
+    a letter crossing the tile, which spreads its energy over all frequencies, moves the answer far less
+    than it moves the fundamental's phase alone. Also returns how far the best shift stands out of the
+    other four 1-mm positions (0: minor lines as dark as the major one), scaled by the correlation's range."""
+    u = np.arange(steps) / steps
+    theta = 2 * np.pi * np.outer(harmonics, u)  # (M, S)
+    # Re(F exp(-i theta)) = Re F cos theta + Im F sin theta (real products: complex ones were slow here)
+    corr = np.ascontiguousarray(fm.real, dtype=np.float64) @ np.cos(theta) \
+        + np.ascontiguousarray(fm.imag, dtype=np.float64) @ np.sin(theta)  # (T, S)
+    best = np.argmax(corr, axis=1)
+    t = np.arange(len(fm))
+    y0, y1, y2 = corr[t, best - 1], corr[t, best], corr[t, (best + 1) % steps]
+    denom = y0 - 2 * y1 + y2
+    shift = np.where(denom < 0, 0.5 * (y0 - y2) / np.where(denom < 0, denom, -1.0), 0.0)
+    others = np.stack([corr[t, (best + k * steps // LATTICE_PER_PERIOD) % steps]
+                       for k in range(1, LATTICE_PER_PERIOD)], axis=1).max(axis=1)
+    contrast = (y1 - others) / (y1 - corr.min(axis=1) + 1e-12)
+    return np.mod((best + shift) / steps, 1.0), contrast
+
+
+def unwrap_tiles(tiles: TileGrid, fam: int, ok: np.ndarray, lattice: int = 1, max_seeds: int = 6) -> np.ndarray:
+    """Grid coordinate (in periods) of every tile centre for one family, by region growing from a confident
+    tile; NaN where not reached. A seed whose own frequency is off reaches few tiles: the next most
+    confident seeds outside the regions grown so far are tried, and the largest region wins.
+    ok: bool (ny, nx) tiles usable for this family; lattice: positions per period a tile may take (1: the
+    major lines are told apart, 5: only the 1-mm lattice is trusted)."""
+    best = np.full(ok.shape, np.nan)
+    tried = np.zeros_like(ok)
+    snr = np.where(ok, tiles.snr[fam], -np.inf)
+    for _ in range(max_seeds):
+        free = np.where(ok & ~tried, snr, -np.inf)
+        if not np.isfinite(free).any():
+            break
+        seed = np.unravel_index(int(np.argmax(free)), free.shape)
+        coord = _grow(tiles, fam, ok, seed, lattice)
+        reached = np.isfinite(coord)
+        tried |= reached
+        tried[seed] = True
+        if reached.sum() > np.isfinite(best).sum():
+            best = coord
+        if np.isfinite(best).sum() > 0.5 * ok.sum():
+            break
+    return best
+
+
+def _grow(tiles: TileGrid, fam: int, ok: np.ndarray, seed: tuple[int, int], lattice: int) -> np.ndarray:
+    ny, nx = ok.shape
+    coord = np.full((ny, nx), np.nan)
+    snr = np.where(ok, tiles.snr[fam], -np.inf)
+    frac = np.mod(tiles.phase[fam] / (2 * np.pi), 1.0 / lattice)
+    max_mismatch = MAX_UNWRAP_MISMATCH / lattice
+    coord[seed] = frac[seed]
+    heap = [(-float(snr[seed]), seed)]
+    done = np.zeros_like(ok)
+    while heap:
+        _, (i, j) = heapq.heappop(heap)
+        if done[i, j]:
+            continue
+        done[i, j] = True
+        for di, dj in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+            a, b = i + di, j + dj
+            if not (0 <= a < ny and 0 <= b < nx) or not ok[a, b] or done[a, b] or not np.isnan(coord[a, b]):
+                continue
+            kmean = 0.5 * (tiles.k[fam, i, j] + tiles.k[fam, a, b])
+            pred = coord[i, j] + float(kmean @ (tiles.centres[a, b] - tiles.centres[i, j]))
+            value = frac[a, b] + round((pred - frac[a, b]) * lattice) / lattice
+            if abs(value - pred) > max_mismatch:
+                continue  # ambiguous: this neighbour may reach it with a clearer prediction
+            coord[a, b] = value
+            heapq.heappush(heap, (-float(snr[a, b]), (a, b)))
+    return coord
+
+
+# --- fitting ---------------------------------------------------------------------------------------------
+
+def _fit_surface(uv_mm: np.ndarray, xy: np.ndarray, px_per_mm: float):
+    """RANSAC homography mm -> px, then a smoothing thin-plate spline of the residual.
+    Returns (H, spline or None, inlier mask)."""
+    from scipy.interpolate import RBFInterpolator
+
+    cv2.setRNGSeed(0)  # RANSAC draws from OpenCV's global generator: the same page gives the same frame
+    hmat, mask = cv2.findHomography(uv_mm.astype(np.float64), xy.astype(np.float64), cv2.RANSAC,
+                                    2.0 * px_per_mm, maxIters=4000, confidence=0.999)
+    if hmat is None:
+        return None, None, np.zeros(len(uv_mm), bool)
+    inl = mask.ravel().astype(bool)
+    # wide first cut (curl moves points away from any one homography); then the spline is refitted
+    # without the tiles it leaves far off (a trace or letter that pulled a tile's phase, a slip of 1 mm)
+    res = xy - apply_homography(hmat, uv_mm)
+    keep = np.hypot(*res.T) < 2.5 * px_per_mm
+    spline = None
+    for _ in range(3):
+        if keep.sum() < 30:
+            break
+        spline = RBFInterpolator(uv_mm[keep], res[keep], kernel="thin_plate_spline",
+                                 smoothing=float(keep.sum()) * SPLINE_SMOOTHING, degree=1)
+        dist = np.hypot(*(res - spline(uv_mm)).T) / px_per_mm
+        spread = float(np.median(dist[keep]))
+        keep = dist < min(OUTLIER_MM, max(0.25, 5.0 * spread))
+    inl = keep if spline is not None else inl
+    return hmat, spline, inl
+
+
+def find_page_frame(image_rgb: np.ndarray, log=None) -> PageFrame:
+    """Measure the map from the image to the canonical page (see the module docstring)."""
+    img = np.asarray(image_rgb)
+    frame = _find(img)
+    (log or LOG.info)(frame.describe())
+    return frame
+
+
+def _find(img: np.ndarray) -> PageFrame:
+    h0, w0 = img.shape[:2]
+    none = identity_frame((h0, w0))
+    # 1. coarse look (area-averaged: reduces a 12-MP photo at once)
+    f1 = min(1.0, COARSE_LONG_PX / max(h0, w0))
+    small = _resize(img, f1) if f1 < 1 else img
+    dark1 = grid_darkness(small)
+    if min(dark1.shape) < 64:
+        return none
+    glob = find_global_grid(dark1)
+    if glob is None:
+        return none
+    # 2. analysis image: 5 mm = ANALYSIS_PERIOD_PX
+    period1 = 1.0 / float(np.mean([np.hypot(*glob.kx), np.hypot(*glob.ky)]))
+    f2 = f1 * ANALYSIS_PERIOD_PX / period1
+    f2 = min(f2, 3.0)
+    src = img if f2 > f1 else small
+    dark2 = grid_darkness(_resize(src, f2 / (1.0 if src is img else f1)))
+    dark2 = dark2 - local_mean(dark2, int(2 * ANALYSIS_PERIOD_PX))
+    # the trace and print are darker than grid lines: capping the darkness keeps them from outweighing
+    # the grid in the tiles they cross
+    dark2 = np.minimum(dark2, np.percentile(dark2, TRACE_CAP_PERCENTILE))
+    g2 = GlobalGrid(glob.kx * f1 / f2, glob.ky * f1 / f2, glob.confidence)
+    tile_px = int(TILE_PERIODS * ANALYSIS_PERIOD_PX)
+    tiles = measure_tiles(dark2, g2, tile_px, tile_px // 2)
+    # grid tiles stand far above anything else (a table's grain, a blank margin): a tile counts when both
+    # families reach a share of the typical grid tile's strength
+    strong = [max(MIN_TILE_SNR, RELATIVE_TILE_SNR * float(np.percentile(tiles.snr[f], 75))) for f in (0, 1)]
+    ok = (tiles.snr[0] > strong[0]) & (tiles.snr[1] > strong[1])
+    if ok.sum() < MIN_TILES:
+        return identity_frame((h0, w0), "none", f"{int(ok.sum())} grid tiles")
+    # majors told apart from minors (most pages): unwrap in 5-mm periods, which tolerates far larger
+    # prediction errors; otherwise (ECG-Image-Kit draws some minor grids as dark as the major one) on the
+    # 1-mm lattice, which fits any tile to within 0.5 mm and so is used only when it must be
+    src_ppm = ANALYSIS_PERIOD_PX / MAJOR_MM / f2
+    lattice = 1 if float(np.median(tiles.major_contrast[:, ok])) > MIN_MAJOR_CONTRAST else LATTICE_PER_PERIOD
+    fit = _fit_lattice(tiles, ok, lattice, (dark2.shape[1] / w0, dark2.shape[0] / h0), src_ppm)
+    if fit is None:
+        return identity_frame((h0, w0), "none", "no consistent grid surface")
+    hmat, spline, inl, uv_all, xy_all = fit
+    uv_in, xy_in = uv_all[inl], xy_all[inl]
+    if inl.sum() < MIN_INLIER_SHARE * len(uv_all):
+        # most grid tiles disagree with any smooth surface: trust only the grid's scale (a resize)
+        frame = _frame_from_surface(img, hmat, None, uv_in, xy_in, src_ppm)
+        if frame.method in ("grid", "grid+warp"):
+            return _scale_frame(img.shape[:2], frame.source_px_per_mm, frame, "grid surface unreliable: scale only")
+        return frame
+    return _frame_from_surface(img, hmat, spline, uv_in, xy_in, src_ppm)
+
+
+def _fit_lattice(tiles: TileGrid, ok: np.ndarray, lattice: int, f2xy: tuple[float, float], src_ppm: float):
+    """Unwrap both families on `lattice`, fit the surface, put every grid tile on it and refit.
+    Returns (H, spline, inliers, uv mm, xy px) or None."""
+    u = unwrap_tiles(tiles, 0, ok, lattice)
+    v = unwrap_tiles(tiles, 1, ok, lattice)
+    sel = np.isfinite(u) & np.isfinite(v)
+    if sel.sum() < MIN_TILES:
+        return None
+    fx2, fy2 = f2xy
+
+    def original_xy(mask: np.ndarray) -> np.ndarray:  # pixel-area alignment of the analysis resize
+        c = tiles.centres[mask]
+        return np.stack([(c[:, 0] + 0.5) / fx2 - 0.5, (c[:, 1] + 0.5) / fy2 - 0.5], axis=1)
+
+    uv = np.stack([u[sel], v[sel]], axis=1) * MAJOR_MM
+    hmat, spline, inl = _fit_surface(uv, original_xy(sel), src_ppm)
+    if hmat is None or inl.sum() < MIN_TILES:
+        return None
+    # tiles whose unwrapping slipped by whole steps, and tiles of other grid patches: their grid
+    # coordinate from their own phase and the fitted surface's whole step, then refit
+    xy_all = original_xy(ok)
+    uv_pred = _surface_inverse(hmat, spline, xy_all)
+    frac = np.mod(np.stack([tiles.phase[0][ok], tiles.phase[1][ok]], axis=1) / (2 * np.pi), 1.0 / lattice)
+    uv_all = (frac + np.round((uv_pred / MAJOR_MM - frac) * lattice) / lattice) * MAJOR_MM
+    hmat, spline, inl = _fit_surface(uv_all, xy_all, src_ppm)
+    if hmat is None or inl.sum() < MIN_TILES:
+        return None
+    return hmat, spline, inl, uv_all, xy_all
+
+
+def _scale_frame(shape_hw: tuple[int, int], src_ppm: float, base: PageFrame | None = None,
+                 note: str | None = None) -> PageFrame:
+    """A pure resize from src_ppm to the canonical scale (area alignment, as cv2.resize does); the
+    identity ('flat') when the scale is already canonical."""
+    h0, w0 = shape_hw
+    scale = src_ppm / CANONICAL_PX_PER_MM
+    extra = dict(source_px_per_mm=src_ppm, num_tiles=base.num_tiles if base else 0,
+                 fill_rgb=base.fill_rgb if base else (255, 255, 255), notes=[note] if note else [])
+    if abs(scale - 1.0) < SCALE_TOLERANCE:
+        return PageFrame((h0, w0), "flat", None, **extra)
+    hc, wc = max(1, round(h0 / scale)), max(1, round(w0 / scale))
+    sx, sy = w0 / wc, h0 / hc
+    a = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
+    return PageFrame((hc, wc), "scale", MeshWarp(a), **extra)
+
+
+def _surface_inverse(hmat: np.ndarray, spline, xy: np.ndarray, iterations: int = 6) -> np.ndarray:
+    hinv = np.linalg.inv(hmat)
+    uv = apply_homography(hinv, xy)
+    if spline is None:
+        return uv
+    for _ in range(iterations):
+        uv = apply_homography(hinv, xy - spline(uv))
+    return uv
+
+
+def _frame_from_surface(img: np.ndarray, hmat: np.ndarray, spline, uv: np.ndarray, xy: np.ndarray,
+                        src_ppm: float) -> PageFrame:
+    h0, w0 = img.shape[:2]
+    ppm = CANONICAL_PX_PER_MM
+    # the grid region in mm (tile centres +- half a tile), cut to the largest page, then padded to a letter
+    half = EXTENT_MARGIN_MM
+    lo = np.percentile(uv, 1, axis=0) - half  # (percentiles: a stray tile off the page does not widen it)
+    hi = np.percentile(uv, 99, axis=0) + half
+    centre = 0.5 * (lo + hi)
+    size = hi - lo
+    landscape = size[0] >= size[1]
+    min_mm = np.array(LETTER_MM if landscape else LETTER_MM[::-1])
+    max_mm = np.array(MAX_PAGE_MM if landscape else MAX_PAGE_MM[::-1])
+    size = np.clip(size, min_mm, max_mm)
+    lo = centre - size / 2
+    w_c, h_c = int(round(size[0] * ppm)), int(round(size[1] * ppm))
+    # canonical px -> mm: U = p / ppm + lo
+    to_mm = np.array([[1 / ppm, 0, lo[0]], [0, 1 / ppm, lo[1]], [0, 0, 1.0]])
+    hom = hmat @ to_mm
+    step_px = MESH_STEP_MM * ppm
+    mesh = None
+    # the mesh spans the canonical page and every grid tile (paper cut off the canonical page keeps its
+    # measured warp, for points mapped from the photo there)
+    m_lo = np.minimum(0.0, (uv.min(axis=0) - EXTENT_MARGIN_MM - lo) * ppm)
+    m_hi = np.maximum([w_c, h_c], (uv.max(axis=0) + EXTENT_MARGIN_MM - lo) * ppm)
+    m_lo = np.floor(m_lo / step_px) * step_px
+    nodes_x = np.arange(m_lo[0], m_hi[0] + step_px, step_px)
+    nodes_y = np.arange(m_lo[1], m_hi[1] + step_px, step_px)
+    gx, gy = np.meshgrid(nodes_x, nodes_y)
+    nodes = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    nodes_mm = nodes / ppm + lo
+    if spline is not None:
+        mesh = spline(nodes_mm).reshape(len(nodes_y), len(nodes_x), 2)
+    warp = MeshWarp(hom, mesh, (float(m_lo[0]), float(m_lo[1])), step_px)
+    # how far from flat: the homography against a similarity, the mesh's size (over the grid region)
+    inside = np.all((nodes_mm >= uv.min(axis=0) - half) & (nodes_mm <= uv.max(axis=0) + half), axis=1)
+    q_h = apply_homography(hom, nodes[inside])
+    m, scale, _ = similarity_fit(nodes[inside], q_h)
+    dev = np.hypot(*(q_h - (nodes[inside] @ m[:, :2].T + m[:, 2])).T)
+    persp_mm = float(np.percentile(dev, 95)) / src_ppm
+    curl_mm = 0.0
+    if mesh is not None:
+        curl_mm = float(np.percentile(np.hypot(*mesh.reshape(-1, 2)[inside].T), 95)) / src_ppm
+    fill = _paper_rgb(img, xy)
+    measured_ppm = ppm * scale  # original px per mm at the canonical scale times original px per canonical px
+    base = dict(source_px_per_mm=measured_ppm, perspective_mm=persp_mm, curl_mm=curl_mm, num_tiles=len(uv),
+                fill_rgb=fill)
+    angle_deg = math.degrees(math.atan2(m[1, 0], m[0, 0]))
+    # below LOW_RES_PX_PER_MM (about 100 dpi) the 1-mm lines are gone and tile positions too noisy to tell
+    # a warp from noise; such pages are scans in practice (a phone photo resolves far more): resize only
+    if persp_mm + curl_mm < FLAT_MAX_DEV_MM or measured_ppm < LOW_RES_PX_PER_MM:
+        if abs(scale - 1.0) < SCALE_TOLERANCE:
+            return PageFrame((h0, w0), "flat", None, **base, notes=[f"rotation {angle_deg:.2f} deg left to tilt"])
+        # a flat page at another resolution: a pure resize (area alignment, as cv2.resize does)
+        hc, wc = max(1, round(h0 / scale)), max(1, round(w0 / scale))
+        sx, sy = w0 / wc, h0 / hc
+        a = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
+        return PageFrame((hc, wc), "scale", MeshWarp(a), **base)
+    method = "grid+warp" if mesh is not None else "grid"
+    return PageFrame((h_c, w_c), method, warp, **base)
+
+
+def _paper_rgb(img: np.ndarray, xy: np.ndarray) -> tuple[int, int, int]:
+    """Paper colour: a bright percentile of the image around the grid tiles' centres."""
+    h, w = img.shape[:2]
+    pts = np.round(xy).astype(np.int64)
+    pts[:, 0] = np.clip(pts[:, 0], 0, w - 1)
+    pts[:, 1] = np.clip(pts[:, 1], 0, h - 1)
+    if img.ndim == 2:
+        v = int(np.percentile(img[pts[:, 1], pts[:, 0]], 75))
+        return (v, v, v)
+    vals = img[pts[:, 1], pts[:, 0], :3].astype(np.float64)
+    bright = vals.sum(axis=1) >= np.percentile(vals.sum(axis=1), 50)
+    return tuple(int(c) for c in np.median(vals[bright], axis=0))
+
+
+def _det2(a: np.ndarray, b: np.ndarray) -> float:
+    """Area of the parallelogram of two 2-D vectors (the local scale of a map squared)."""
+    return float(a[0] * b[1] - a[1] * b[0])

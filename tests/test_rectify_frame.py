@@ -1,0 +1,160 @@
+"""The page frame (rectify/frame.py): photographed pages come back to flat paper at the canonical scale."""
+import cv2
+import numpy as np
+import pytest
+
+from paperecg.rectify.frame import CANONICAL_PX_PER_MM, find_page_frame, identity_frame
+from paperecg.rectify.rectify import rectify_page
+from paperecg.records.synthetic import synthetic_ecg
+from paperecg.render.page import RenderStyle, render_page
+from paperecg.render.photo import PhotoParams, grid_crossings_mm, photograph_page
+from paperecg.warp import MeshWarp
+
+LEADS = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+
+
+def _page(dpi: float = 200.0, origin_mm=(1.3, 2.6)):
+    style = RenderStyle(dpi=dpi, grid_origin_mm=origin_mm)
+    signal = synthetic_ecg(500.0, 10.0, "NORM", 3, 12)
+    return render_page(signal, 500.0, LEADS, style), style
+
+
+def _residual_mm(frame, photo_xy, mm):
+    got = frame.to_canonical(photo_xy)
+    want = mm * CANONICAL_PX_PER_MM
+    shift = np.median(got - want, axis=0)
+    return np.hypot(*(got - want - shift).T) / CANONICAL_PX_PER_MM
+
+
+@pytest.fixture(scope="module")
+def photo():
+    page, style = _page()
+    params = PhotoParams(out_scale=1.1, page_frac=0.9, angle_deg=6.0, perspective_frac=0.06,
+                         corner_jitter=(0.8, -0.5, -0.9, 0.7, 0.6, 0.9, -0.4, -0.8), curl_mm=1.5, roll_mm=2.0,
+                         table_rgb=(60, 80, 40), seed=5)
+    shot = photograph_page(page, params=params)
+    flat_xy, mm = grid_crossings_mm((page.height, page.width), page.geometry.px_per_mm_x, style.grid_origin_mm)
+    return shot, shot.warp.inverse(flat_xy), mm
+
+
+def test_photographed_page_comes_back_to_paper_mm(photo):
+    shot, xy, mm = photo
+    # without the frame (today's tilt alone) the crossings are millimetres off
+    assert np.median(_residual_mm(identity_frame(shot.page.image.shape[:2]), xy, mm)) > 2.0
+    frame = find_page_frame(shot.page.image)
+    assert frame.method in ("grid", "grid+warp")
+    res = _residual_mm(frame, xy, mm)
+    assert np.median(res) < 0.2
+    assert np.percentile(res, 95) < 0.6
+    # the canonical page is at 200 dpi: about a letter page
+    h, w = frame.shape_hw
+    assert abs(w / CANONICAL_PX_PER_MM - 279.4) < 12 and abs(h / CANONICAL_PX_PER_MM - 215.9) < 12
+
+
+def test_points_round_trip(photo):
+    shot, xy, _ = photo
+    frame = find_page_frame(shot.page.image)
+    back = frame.to_original(frame.to_canonical(xy))
+    assert np.max(np.abs(back - xy)) < 0.01
+
+
+def test_rectify_page_carries_the_frame_and_straightens(photo):
+    shot, xy, mm = photo
+    rect = rectify_page(shot.page.image)
+    assert rect.frame is not None and rect.frame.straightens
+    assert rect.angle_deg == 0.0  # the frame already took the rotation out
+    assert rect.image.shape[:2] == rect.frame.shape_hw
+    # a trace point lands where its paper position says (same shift as the grid)
+    res = _residual_mm(rect.frame, xy, mm)
+    assert np.median(res) < 0.2
+
+
+def test_flat_200dpi_page_passes_unchanged():
+    page, _ = _page()
+    frame = find_page_frame(page.image)
+    assert frame.method == "flat" and frame.is_identity
+    assert abs(frame.source_px_per_mm - CANONICAL_PX_PER_MM) < 0.02
+    rect = rectify_page(page.image)
+    assert rect.image.shape == page.image.shape
+    assert np.array_equal(rect.image, page.image)
+    pts = np.array([[10.0, 20.0], [1500.5, 900.25]])
+    assert np.max(np.abs(rect.frame.to_canonical(pts) - pts)) < 0.1
+
+
+def test_big_page_is_reduced_to_the_canonical_scale():
+    page, _ = _page()
+    big = cv2.resize(page.image, (4000, 3091), interpolation=cv2.INTER_CUBIC)  # a 12-MP scan
+    frame = find_page_frame(big)
+    assert frame.method == "scale"
+    assert abs(frame.source_px_per_mm / CANONICAL_PX_PER_MM - 4000 / 2200) < 0.02
+    rect = rectify_page(big)
+    h, w = rect.image.shape[:2]
+    assert abs(w - 2200) <= 12 and abs(h - 1700) <= 12  # what the segmenter and extractor get
+
+
+def test_low_dpi_page_is_upsampled_to_the_canonical_scale():
+    page, _ = _page(dpi=75.0)
+    frame = find_page_frame(page.image)
+    assert frame.method == "scale"
+    assert abs(frame.source_px_per_mm - 75.0 / 25.4) < 0.05
+    rect = rectify_page(page.image)
+    h, w = rect.image.shape[:2]
+    assert abs(w - 2200) <= 12 and abs(h - 1700) <= 12
+
+
+def test_blank_page_keeps_todays_behaviour():
+    blank = np.full((850, 1100, 3), 250, np.uint8)
+    frame = find_page_frame(blank)
+    assert frame.method == "none" and frame.is_identity
+    assert rectify_page(blank).image.shape == blank.shape
+
+
+def test_mesh_warp_inverse_and_resample():
+    hom = np.array([[1.1, 0.05, 3.0], [-0.04, 0.95, 7.0], [1e-5, -2e-5, 1.0]])
+    mesh = np.random.default_rng(0).normal(0, 1.5, size=(6, 8, 2))
+    warp = MeshWarp(hom, mesh, (0.0, 0.0), 40.0)
+    p = np.random.default_rng(1).uniform(0, 250, size=(50, 2))
+    assert np.max(np.abs(warp.inverse(warp.forward(p)) - p)) < 1e-3
+    # resampling an image of x coordinates returns the map's x at every pixel
+    src = np.tile(np.arange(400, dtype=np.float32), (400, 1))
+    out = warp.resample(src, (200, 280))
+    q = warp.forward(np.array([[100.0, 50.0]]))[0]
+    assert abs(out[50, 100] - q[0]) < 0.05
+
+
+def test_photo_labels_move_with_the_paper(photo):
+    shot, _, _ = photo
+    page = shot.page
+    # every plotted sample of the photo lies on a trace-mask pixel (or its neighbour)
+    pts = np.concatenate([t.pixels for t in page.leads])
+    pts = pts[np.all(np.isfinite(pts), axis=1)]
+    r = np.clip(np.round(pts[:, 0]).astype(int), 0, page.height - 1)
+    c = np.clip(np.round(pts[:, 1]).astype(int), 0, page.width - 1)
+    mask = cv2.dilate(page.trace_mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    assert mask[r, c].mean() > 0.99
+    # and the image is dark there (the trace was drawn at those points)
+    grey = page.image.mean(axis=2)
+    assert np.median(grey[r, c]) < np.median(grey) - 40
+
+
+def test_training_dataset_can_photograph_pages(tmp_path):
+    from paperecg.records.io import write_record
+    from paperecg.render.dataset import RenderedPageDataset
+
+    signal = synthetic_ecg(100.0, 10.0, "NORM", 0, 12)
+    write_record(str(tmp_path), "00001_lr", signal, 100.0, LEADS, ["Age: 50"])
+    plain = RenderedPageDataset(str(tmp_path), augment=True, seed=3)
+    photo = RenderedPageDataset(str(tmp_path), augment=True, seed=3, photo_prob=1.0)
+    page = photo[0]
+    assert page.meta.get("look") == "photo"
+    # the labels are in the photo's pixels: the plotted points lie on the (moved) trace mask
+    pts = np.concatenate([t.pixels for t in page.leads])
+    pts = pts[np.all(np.isfinite(pts), axis=1)]
+    r = np.clip(np.round(pts[:, 0]).astype(int), 0, page.height - 1)
+    c = np.clip(np.round(pts[:, 1]).astype(int), 0, page.width - 1)
+    assert cv2.dilate(page.trace_mask.astype(np.uint8), np.ones((3, 3), np.uint8))[r, c].mean() > 0.99
+    # off by default: the same seed gives the same page as before the option existed
+    from paperecg.render.dataset import render_training_page, page_seed
+
+    again = render_training_page(plain.records[0], np.random.default_rng(page_seed(3, 0, 0)), True)
+    assert np.array_equal(plain[0].image, again.image)
