@@ -66,6 +66,10 @@ def rectify_report(rect: RectifiedPage) -> dict:
     out = scalar_fields(rect)
     out["rotation_applied_deg"] = round(90.0 * (rect.quarter_turns % 4) + rect.angle_deg, 4)
     out["tilt"] = scalar_fields(rect.tilt)
+    frame = getattr(rect, "frame", None)
+    if frame is not None:  # the warp onto the canonical page (rectify/frame.py)
+        out["frame"] = {**scalar_fields(frame), "shape_hw": [int(v) for v in frame.shape_hw],
+                        "description": frame.describe(), "notes": list(frame.notes)}
     out["lead_name_boxes"] = [{"name": b.name, "score": round(float(b.score), 3),
                                "box_xyxy": [round(float(v), 1) for v in (b.box.x0, b.box.y0, b.box.x1, b.box.y1)]}
                               for b in rect.lead_name_boxes]

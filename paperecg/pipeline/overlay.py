@@ -90,18 +90,23 @@ def rectified_to_original(points_xy: np.ndarray, rect: RectifiedPage, original_s
                           ) -> np.ndarray:
     """[x, y] points of the rectified page -> the same points on the image as given.
 
-    The rectifier turned the image by `quarter_turns` (np.rot90, counter-clockwise), then by -angle_deg about
-    the turned image's centre (same size); this undoes both. The one place that knows that chain: a
-    rectifier with another page model (a general warp) replaces this function with its inverse map."""
+    The rectifier turned the image by `quarter_turns` (np.rot90, counter-clockwise), mapped it onto the
+    canonical page by its page frame (rectify/frame.py: homography + smooth warp + scale), then turned that by
+    -angle_deg about its centre (same size); this undoes the three in reverse order. The one place that knows
+    that chain."""
     pts = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
     h0, w0 = int(original_shape_hw[0]), int(original_shape_hw[1])
     k = int(rect.quarter_turns) % 4
-    # size of the turned image (before the tilt, which keeps the size)
+    # size of the turned image, and of the canonical page the tilt was removed from
     h, w = (h0, w0) if k % 2 == 0 else (w0, h0)
+    frame = getattr(rect, "frame", None)
+    hc, wc = (int(frame.shape_hw[0]), int(frame.shape_hw[1])) if frame is not None else (h, w)
     if rect.angle_deg:
-        centre = ((h - 1) / 2.0, (w - 1) / 2.0)
+        centre = ((hc - 1) / 2.0, (wc - 1) / 2.0)
         rc = rotate_points(pts[:, ::-1], float(rect.angle_deg), centre)  # undo the turn by -angle_deg
         pts = rc[:, ::-1]
+    if frame is not None and not frame.is_identity:
+        pts = np.asarray(frame.to_original(pts), dtype=np.float64).reshape(-1, 2)
     x, y = pts[:, 0].copy(), pts[:, 1].copy()
     for _ in range(k):
         # one np.rot90 turn maps (x, y) of an image of width W_before to (y, W_before - 1 - x);
