@@ -78,10 +78,10 @@ def test_tilted_quarter_turned_page_is_put_upright(detector, page):
     from paperecg.rectify.rectify import rotate_image
 
     image, _ = page
-    tilted = rotate_image(turn_quarters(image, 1), 12.0)
+    tilted = rotate_image(turn_quarters(image, 1), 15.0)  # beyond the +-10 deg the detector learned
     rect = rectify_page(tilted, detector)
     assert rect.quarter_turns == 3 and rect.orientation_confident
-    assert rect.angle_deg == pytest.approx(12.0, abs=1.0)  # the tilt survives the quarter turn, and is removed
+    assert rect.angle_deg == pytest.approx(15.0, abs=1.0)  # the tilt survives the quarter turn, and is removed
 
 
 def test_a_page_without_names_is_read_as_given_and_says_so(detector):
