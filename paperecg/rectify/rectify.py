@@ -18,14 +18,16 @@ from .tilt import TiltEstimate, estimate_tilt, estimate_tilt_from_lines
 # sideways text), so a turn is judged by the names that do not: aVR, aVL, aVF, V1-V6. The evidence of a reading
 # is the sum over those names of the best raw score the detector gave each (before the layout decoding, which
 # renames every box after the grid and so would lend an upside-down page the names of an upright one).
-# Measured with the shipped detector on ECG-Image-Kit pages (eik-dev clean, distorted, photo): upright pages
-# 2.7-6.3, the same pages upside down at most 1.9, sideways at most 0.9.
+# Measured with the shipped detector on 56 ECG-Image-Kit pages (eik-dev clean, distorted, photo, lowdpi, 6x2,
+# 12x1): upright 2.75-6.3 (all but 3 pages above 3.5), the same pages upside down at most 2.63, sideways at most
+# 1.5; no single threshold separates upright from upside down everywhere, the comparison of turns does (upright
+# over upside down: 1.75x at the least).
 SYMMETRIC_NAMES = frozenset({"I", "II", "III"})
-# The page as given is trusted after one detector pass when its evidence reaches this (no turned page of the
-# measurement did); otherwise all four turns are read.
-MIN_UPRIGHT_EVIDENCE = 3.0
+# The page as given is trusted after one detector pass when its evidence reaches this (1.3x the most any
+# upside-down page showed); otherwise all four turns are read and compared.
+MIN_UPRIGHT_EVIDENCE = 3.5
 # A reading of the four turns is confident when its evidence reaches MIN_TURN_EVIDENCE and is this many times
-# that of the next best turn (upright pages vs. themselves upside down: 2.3x at the least).
+# that of the next best turn.
 MIN_TURN_EVIDENCE = 1.5
 TURN_EVIDENCE_RATIO = 1.5
 # A page tilted by more than the detector learned (+-10 deg) shows it few names in any turn: when no turn is
