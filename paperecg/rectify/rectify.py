@@ -36,6 +36,13 @@ TURN_EVIDENCE_RATIO = 1.5
 MIN_PRETILT_DEG = 3.0
 # Tilts smaller than this are left alone (resampling blurs the trace more than the tilt hurts).
 MIN_CORRECTION_DEG = 0.05
+# After a correction of at least this much, the uniform border the turn leaves around the page is trimmed (a page
+# tilted on a larger canvas would reach the segmenter's fixed working size at a smaller scale) and the names are
+# read again on the corrected page (boxes turned with the page only approximate the upright names' boxes).
+# Measured on 4 ECG-Image-Kit pages tilted by 10 deg on a grown canvas: 19.42 dB as turned back before,
+# 21.76 dB with cubic resampling, the trim and the second reading (21.40 dB upright).
+MIN_REREAD_DEG = 1.0
+FILL_TOLERANCE = 24  # a border row or column is fill when no pixel differs from the fill colour by more
 
 
 @dataclass
@@ -45,6 +52,7 @@ class RectifiedPage:
     angle_deg: float  # tilt that was removed (of the page after the quarter turns)
     quarter_turns: int  # np.rot90 turns (counter-clockwise) applied before the tilt correction
     tilt: TiltEstimate | None = None
+    trim_offset_px: tuple[int, int] = (0, 0)  # (x, y) of the image's origin in the turned-back page (trimmed border)
     orientation_confident: bool = False  # False: no detector, or no turn showed enough names
     orientation_note: str = ""  # one line for the log when a detector was used and the orientation is uncertain
 
@@ -66,7 +74,8 @@ def rotate_image(image_rgb: np.ndarray, angle_deg: float, fill_rgb: tuple[int, i
     # pixel centres at integers: the geometric centre is ((w-1)/2, (h-1)/2), as in rotate_points below
     m = cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), angle_deg, 1.0)
     fill = fill_rgb if fill_rgb is not None else paper_color(img)
-    return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+    # cubic: a 2-3 px trace keeps its profile better than under linear interpolation
+    return cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=tuple(int(c) for c in fill))
 
 
@@ -98,6 +107,18 @@ def rotate_boxes(boxes: list[LeadNameBox], angle_deg: float, image_shape: tuple[
         bw, bh = upright_box_size(b.box.width, b.box.height, angle_deg)
         out.append(LeadNameBox(b.name, Box(c - bw / 2, r - bh / 2, c + bw / 2, r + bh / 2), b.score))
     return out
+
+
+def trim_fill_border(image_rgb: np.ndarray, fill_rgb: tuple[int, int, int], tolerance: int = FILL_TOLERANCE
+                     ) -> tuple[np.ndarray, tuple[int, int]]:
+    """The image without the rows and columns at its edges that are all fill colour; (image, (x0, y0) of the
+    kept part). An image that is all fill comes back whole."""
+    far = (np.abs(image_rgb.astype(np.int16) - np.array(fill_rgb, np.int16)).max(axis=2) > tolerance)
+    rows, cols = np.nonzero(far.any(axis=1))[0], np.nonzero(far.any(axis=0))[0]
+    if len(rows) == 0 or len(cols) == 0:
+        return image_rgb, (0, 0)
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    return np.ascontiguousarray(image_rgb[y0:y1, x0:x1]), (x0, y0)
 
 
 def turn_quarters(image_rgb: np.ndarray, quarter_turns: int) -> np.ndarray:
@@ -196,10 +217,16 @@ def rectify_page(image_rgb: np.ndarray, detector=None, max_angle_deg: float = 15
     tilt = estimate_tilt(boxes, work, max_angle_deg)
     fine = tilt.angle_deg if tilt.confidence > 0 else 0.0
     angle = pre_deg + fine
+    offset = (0, 0)
     if abs(angle) >= MIN_CORRECTION_DEG or pre_deg:
-        upright = rotate_image(img, -angle)  # one resampling of the turned page for both tilt steps
+        fill = paper_color(img)
+        upright = rotate_image(img, -angle, fill)  # one resampling of the turned page for both tilt steps
         boxes = rotate_boxes(boxes, -fine, img.shape)
+        if abs(angle) >= MIN_REREAD_DEG:
+            upright, offset = trim_fill_border(upright, fill)
+            if detector is not None:
+                boxes = read_turn(upright, detector, 0).boxes
     else:
         upright, angle = img, 0.0
-    return RectifiedPage(upright, boxes, float(angle), int(quarter_turns), tilt, confident,
+    return RectifiedPage(upright, boxes, float(angle), int(quarter_turns), tilt, offset, confident,
                          orientation_note(quarter_turns, confident, detector is not None))
