@@ -205,8 +205,10 @@ def rectify_page(image_rgb: np.ndarray, detector=None, max_angle_deg: float = 15
     """Upright page and lead-name boxes in its frame.
 
     With a detector: orientation from the names (on a page no turn reads confidently, again once its line
-    tilt is removed), tilt from the names cross-checked with the grid/trace lines. Without one (or with no names found): tilt from the lines only; quarter turns are then not
-    detected (quarter_turns = 0, orientation_confident False)."""
+    tilt is removed), tilt from the names cross-checked with the grid/trace lines. Without one (or with no
+    names found): tilt from the lines only; quarter turns are then not detected (quarter_turns = 0,
+    orientation_confident False). After a correction of MIN_REREAD_DEG or more the fill border is trimmed
+    (trim_offset_px) and the names are read again on the corrected page."""
     img = np.asarray(image_rgb)[..., :3]
     quarter_turns, boxes, confident, pre_deg = 0, [], False, 0.0
     if detector is not None:
