@@ -24,30 +24,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from paperecg.geometry import LeadNameBox  # noqa: E402
+from paperecg.rectify.evaluate import match_names  # noqa: E402  (the gate's page-level figures count the same way)
 from paperecg.rectify.rectify import rectify_page  # noqa: E402
 from paperecg.rectify.tilt import estimate_tilt_from_lines, fit_tilt_from_boxes  # noqa: E402
 from paperecg.render.dataset import find_eik_pages  # noqa: E402
 
-IOU_MIN = 0.5
 SWEEP_THRESHOLDS = (0.05, 0.1, 0.15, 0.25, 0.35, 0.5)
-
-
-def match_names(truth: list[LeadNameBox], found: list[LeadNameBox], iou_min: float = IOU_MIN) -> int:
-    """True positives: detections (best score first) matched one-to-one to same-name truth boxes."""
-    used = set()
-    tp = 0
-    for d in sorted(found, key=lambda b: -b.score):
-        best, best_iou = None, iou_min
-        for i, t in enumerate(truth):
-            if i in used or t.name.casefold() != d.name.casefold():
-                continue
-            iou = t.box.iou(d.box)
-            if iou >= best_iou:
-                best, best_iou = i, iou
-        if best is not None:
-            used.add(best)
-            tp += 1
-    return tp
 
 
 def evaluate(samples, detector, threads: int) -> dict:

@@ -132,6 +132,10 @@ def test_tiny_offline_training_saves_loadable_detector(tmp_path, record_factory,
     assert not (out / "_work").exists()  # crops and ultralytics runs are cleaned up
     saved = json.loads((out / "config.json").read_text())
     assert saved["page_long_side_px"] == 256 and saved["train_pages"] >= 2
+    # the gate's figures: page-level names on rendered pages of the held-out record, measured at the end
+    extra = saved["extra"]
+    assert extra["page_eval_pages"] >= 1 and 0.0 <= extra["page_name_recall"] <= 1.0
+    assert 0.0 <= extra["page_name_precision"] <= 1.0 and "held-out" in extra["page_eval_source"]
     loaded = LeadNameDetector.load(out)
     x = torch.rand(1, 3, 96, 128)
     with torch.inference_mode():

@@ -91,10 +91,13 @@ def rectified_to_original(points_xy: np.ndarray, rect: RectifiedPage, original_s
     """[x, y] points of the rectified page -> the same points on the image as given.
 
     The rectifier turned the image by `quarter_turns` (np.rot90, counter-clockwise), mapped it onto the
-    canonical page by its page frame (rectify/frame.py: homography + smooth warp + scale), then turned that by
-    -angle_deg about its centre (same size); this undoes the three in reverse order. The one place that knows
+    canonical page by its page frame (rectify/frame.py: homography + smooth warp + scale), turned that by
+    -angle_deg about its centre (same size) and trimmed the fill border (trim_offset_px); this undoes the four
+    in reverse order. The one place that knows
     that chain."""
     pts = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+    # the rectified image is the turned-back canonical page less a trimmed border
+    pts = pts + np.asarray(getattr(rect, "trim_offset_px", (0, 0)), dtype=np.float64)
     h0, w0 = int(original_shape_hw[0]), int(original_shape_hw[1])
     k = int(rect.quarter_turns) % 4
     # size of the turned image, and of the canonical page the tilt was removed from

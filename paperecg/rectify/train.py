@@ -21,10 +21,16 @@ from pathlib import Path
 from ..hardware import select_profile, set_threads
 from .data import count_samples, record_page_job, write_data_yaml
 from .detector import DetectorConfig, LeadNameDetector, build_network
+from .evaluate import PAGE_PRECISION_KEY, PAGE_RECALL_KEY, evaluate_held_out, with_page_figures
 from .yolo import SETTINGS_SUBDIR, import_ultralytics, restore_threads
 
 WORK_SUBDIR = "_work"
 VAL_FRACTION = 0.05
+# Page-level figures at the end of training (the pipeline's gate): at most this many rendered pages of the
+# held-out records, within this share of the budget (at least PAGE_EVAL_MIN_S seconds).
+PAGE_EVAL_PAGES = 48
+PAGE_EVAL_SHARE = 0.1
+PAGE_EVAL_MIN_S = 20.0
 
 
 def find_training_sources(data_dir: str, folds: str | None) -> tuple[list[str], list[tuple[str, str]]]:
@@ -50,8 +56,7 @@ def build_dataset(records: list[str], eik_pages: list[tuple[str, str]], root: Pa
 
     from tqdm import tqdm
 
-    n_val = max(1, int(round(VAL_FRACTION * len(records)))) if len(records) > 1 else 0
-    val_set = set(records[::max(1, len(records) // n_val)][:n_val]) if n_val else set()
+    val_set = set(held_out_records(records))
     jobs = []
     for kind, items in (("eik", eik_pages), ("rec", records)):
         for i, src in enumerate(items):
@@ -82,6 +87,13 @@ def build_dataset(records: list[str], eik_pages: list[tuple[str, str]], root: Pa
                 break
         bar.close()
     return pages
+
+
+def held_out_records(records: list[str]) -> list[str]:
+    """The records whose pages training never sees (their crops form the validation split): VAL_FRACTION of
+    them, spread evenly over the list; none when there is only one record."""
+    n_val = max(1, int(round(VAL_FRACTION * len(records)))) if len(records) > 1 else 0
+    return list(records[::max(1, len(records) // n_val)][:n_val]) if n_val else []
 
 
 def _worker_init() -> None:
@@ -190,6 +202,7 @@ def train_detector(records: list[str], out_dir: str, minutes: float, eik_pages: 
                      extra={"train_crops": n_train, "val_crops": n_val, "device": device,
                             **best_validation(results)})
     detector = LeadNameDetector(net.float().cpu(), config)
+    detector = add_page_level_figures(detector, held_out_records(records), minutes, seed, log)
     detector.save(out)
     if results.exists():
         shutil.copyfile(results, out / "train_log.csv")
@@ -197,6 +210,22 @@ def train_detector(records: list[str], out_dir: str, minutes: float, eik_pages: 
         shutil.rmtree(work, ignore_errors=True)
     log(f"detector saved to {out} after {elapsed_min:.1f} min")
     return detector
+
+
+def add_page_level_figures(detector: LeadNameDetector, held_out: list[str], minutes: float, seed: int = 0,
+                           log=print) -> LeadNameDetector:
+    """Measure what the pipeline's gate reads (`Digitizer.load`): page-level lead-name recall and precision
+    after layout decoding, on rendered pages of records training never saw (rectify/evaluate.py), and keep
+    them in config.extra. Without held-out records nothing is measured (and the gate falls back on crops)."""
+    if not held_out:
+        log("no held-out records: page-level name figures not measured")
+        return detector
+    deadline = time.time() + max(PAGE_EVAL_MIN_S, 60.0 * minutes * PAGE_EVAL_SHARE)
+    figures = evaluate_held_out(detector, held_out, PAGE_EVAL_PAGES, seed, deadline,
+                                source=f"rendered pages of {len(held_out)} held-out training-set records")
+    log(f"page-level names on {figures['page_eval_pages']} held-out pages: recall {figures[PAGE_RECALL_KEY]:.3f}, "
+        f"precision {figures[PAGE_PRECISION_KEY]:.3f}")
+    return with_page_figures(detector, figures)
 
 
 def main(argv: list[str] | None = None) -> int:
