@@ -76,9 +76,19 @@ def rectify_report(rect: RectifiedPage) -> dict:
     return out
 
 
+def name_source(cell_source: str) -> str:
+    """Where a cell's lead name came from, in words (RowCell.source: 'boxes', 'boxes+LAYOUT' or a layout)."""
+    if cell_source == "boxes":
+        return "printed name"
+    if cell_source.startswith("boxes+"):
+        return f"printed names matched to layout {cell_source.split('+', 1)[1]}"
+    return f"position in layout {cell_source}"
+
+
 def layout_source(ext: Extraction) -> str:
-    if any(c.source == "boxes" for c in ext.cells):
-        return "lead names read on the page"
+    if any(c.source.startswith("boxes") for c in ext.cells):
+        known = f", matching the known layout {ext.layout}" if ext.layout else ""
+        return "lead names read on the page" + known
     if ext.layout:
         return f"standard layout {ext.layout} chosen by the number of rows found ({len(ext.rows)})"
     return "none"
@@ -103,7 +113,7 @@ def extraction_report(ext: Extraction, fs_hz: float) -> dict:
         "rows": len(ext.rows),
         "cells": [{"lead": c.lead, "row": c.row, "start_s": round(c.start / fs_hz, 4),
                    "end_s": round(c.end / fs_hz, 4),
-                   "name_from": "printed name" if c.source == "boxes" else f"position in layout {c.source}"}
+                   "name_from": name_source(c.source)}
                   for c in ext.cells],
         "lead_confidence": {k: round(float(v), 4) for k, v in ext.lead_confidence.items()},
         "notes": list(ext.notes),
@@ -144,7 +154,7 @@ def lead_reports(signal_mv: np.ndarray, lead_names: list[str], pages: list[PageR
             ext = pages[page].extraction
             entry["page"] = page
             entry["confidence"] = round(float(ext.lead_confidence.get(key, 0.0)), 4)
-            sources = {("printed name" if c.source == "boxes" else f"position in layout {c.source}")
+            sources = {(name_source(c.source))
                        for c in ext.cells if canonical_lead_name(c.lead) == key}
             entry["name_from"] = sorted(sources)
         else:
@@ -172,7 +182,7 @@ def record_warnings(leads: dict, pages: list[PageResult], messages: list[str]) -
             warn.append(f"page {i}: no grid found; scale from the page size (a letter-size printout assumed)")
         if ext.rows and not any(r.pulse is not None for r in ext.rows):
             warn.append(f"page {i}: no calibration pulse found; gain assumed {ext.geometry.mm_per_mv:g} mm/mV")
-        if not any(c.source == "boxes" for c in ext.cells) and ext.layout:
+        if not any(c.source.startswith("boxes") for c in ext.cells) and ext.layout:
             warn.append(f"page {i}: lead names not read; leads assigned by the {ext.layout} layout's positions")
         if p.rectified is not None and not p.rectified.orientation_confident:
             warn.append(f"page {i}: orientation not confirmed by lead names (page taken as upright)")

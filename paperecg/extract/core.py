@@ -394,6 +394,9 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
                                  np.array([rt.x_last for rt in rows]), px_per_sample, num_samples)
         if cells:
             notes.append(f"lead identity from {len(lead_name_boxes)} printed names ({cells[0].source})")
+            matched = {c.source.split("+", 1)[1] for c in cells if c.source.startswith("boxes+")}
+            if len(matched) == 1:  # the names matched one known layout: say which
+                layout_name = matched.pop()
     if not cells:
         slots = row_slots(np.array([rows[i].centre_y for i in usable]))
         if len(slots) != len(usable) and layout_for_row_count(len(slots)) is not None:

@@ -90,26 +90,22 @@ def rectified_to_original(points_xy: np.ndarray, rect: RectifiedPage, original_s
                           ) -> np.ndarray:
     """[x, y] points of the rectified page -> the same points on the image as given.
 
-    The rectifier turned the image by `quarter_turns` (np.rot90, counter-clockwise), mapped it onto the
-    canonical page by its page frame (rectify/frame.py: homography + smooth warp + scale), turned that by
-    -angle_deg about its centre (same size) and trimmed the fill border (trim_offset_px); this undoes the four
-    in reverse order. The one place that knows
-    that chain."""
+    The rectifier turned the image by `quarter_turns` (np.rot90, counter-clockwise), turned that by -angle_deg
+    about its centre (same size), trimmed the fill border (trim_offset_px) and mapped the result onto the
+    canonical page by its page frame (rectify/frame.py: homography + smooth warp + scale); this undoes the
+    four in reverse order. The one place that knows that chain."""
     pts = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
-    # the rectified image is the turned-back canonical page less a trimmed border
+    frame = getattr(rect, "frame", None)
+    if frame is not None and not frame.is_identity:
+        pts = np.asarray(frame.to_original(pts), dtype=np.float64).reshape(-1, 2)
     pts = pts + np.asarray(getattr(rect, "trim_offset_px", (0, 0)), dtype=np.float64)
     h0, w0 = int(original_shape_hw[0]), int(original_shape_hw[1])
     k = int(rect.quarter_turns) % 4
-    # size of the turned image, and of the canonical page the tilt was removed from
-    h, w = (h0, w0) if k % 2 == 0 else (w0, h0)
-    frame = getattr(rect, "frame", None)
-    hc, wc = (int(frame.shape_hw[0]), int(frame.shape_hw[1])) if frame is not None else (h, w)
+    h, w = (h0, w0) if k % 2 == 0 else (w0, h0)  # size of the turned image (the tilt keeps it)
     if rect.angle_deg:
-        centre = ((hc - 1) / 2.0, (wc - 1) / 2.0)
+        centre = ((h - 1) / 2.0, (w - 1) / 2.0)
         rc = rotate_points(pts[:, ::-1], float(rect.angle_deg), centre)  # undo the turn by -angle_deg
         pts = rc[:, ::-1]
-    if frame is not None and not frame.is_identity:
-        pts = np.asarray(frame.to_original(pts), dtype=np.float64).reshape(-1, 2)
     x, y = pts[:, 0].copy(), pts[:, 1].copy()
     for _ in range(k):
         # one np.rot90 turn maps (x, y) of an image of width W_before to (y, W_before - 1 - x);

@@ -56,8 +56,8 @@ class RectifiedPage:
     trim_offset_px: tuple[int, int] = (0, 0)  # (x, y) of the image's origin in the turned-back page (trimmed border)
     orientation_confident: bool = False  # False: no detector, or no turn showed enough names
     orientation_note: str = ""  # one line for the log when a detector was used and the orientation is uncertain
-    # map of the quarter-turned input <-> the canonical page (before the tilt correction, which a frame
-    # that straightens the page makes redundant): input -> quarter turns -> frame -> tilt -> trim = image
+    # map of the turned-back, trimmed page <-> the canonical page: input -> quarter turns -> tilt -> trim ->
+    # frame = image
     frame: PageFrame | None = None
 
 
@@ -218,20 +218,13 @@ def rectify_page(image_rgb: np.ndarray, detector=None, max_angle_deg: float = 15
     if detector is not None:
         quarter_turns, boxes, confident, pre_deg = orient_page(img, detector, max_angle_deg)
         img = turn_quarters(img, quarter_turns)
-    frame = find_page_frame(img)  # canonical page: flat, one scale (rectify/frame.py)
-    if frame.straightens and pre_deg and detector is not None:
-        # the names were read on the page turned by pre_deg; the frame removed the tilt itself: read again below
-        boxes, reread = [], True
-    else:
-        reread = False
-    img, boxes = frame.warp_image(img), frame.boxes_to_canonical(boxes)
-    tilt, fine, angle, offset = None, 0.0, 0.0, (0, 0)
-    if not frame.straightens:
-        # boxes are in the frame of the turned page less pre_deg: the remaining (fine) tilt is measured there
-        work = rotate_image(img, -pre_deg) if pre_deg else img
-        tilt = estimate_tilt(boxes, work, max_angle_deg)
-        fine = tilt.angle_deg if tilt.confidence > 0 else 0.0
-        angle = pre_deg + fine
+    # boxes are in the frame of the turned page less pre_deg: the remaining (fine) tilt is measured there
+    work = rotate_image(img, -pre_deg) if pre_deg else img
+    tilt = estimate_tilt(boxes, work, max_angle_deg)
+    fine = tilt.angle_deg if tilt.confidence > 0 else 0.0
+    angle = pre_deg + fine
+    offset = (0, 0)
+    reread = False
     if abs(angle) >= MIN_CORRECTION_DEG:
         fill = paper_color(img)
         upright = rotate_image(img, -angle, fill)  # one resampling of the turned page for both tilt steps
@@ -241,6 +234,12 @@ def rectify_page(image_rgb: np.ndarray, detector=None, max_angle_deg: float = 15
             reread = detector is not None
     else:
         upright, angle = img, 0.0
+    # The canonical page (rectify/frame.py): perspective, curl and scale, measured on the page once its
+    # rotation is gone (the line-based tilt is robust on any flat page; the grid fit is surest on an upright one)
+    frame = find_page_frame(upright)
+    if not frame.is_identity:
+        upright, boxes = frame.warp_image(upright), frame.boxes_to_canonical(boxes)
+        reread = reread or (detector is not None and frame.method != "scale")
     if reread:
         boxes = read_turn(upright, detector, 0).boxes
     return RectifiedPage(upright, boxes, float(angle), int(quarter_turns), tilt, offset, confident,
