@@ -36,6 +36,7 @@ from paperecg.tools.hidden_view import make_hidden_view  # noqa: E402
 
 def subset(data: str, limit: int, dst: str) -> str:
     """A folder holding the first `limit` records of data (symlinks, nothing copied)."""
+    data = os.path.abspath(data)  # the links must not be relative to the temporary folder
     for rel in find_records(data)[:limit]:
         src_dir = os.path.dirname(os.path.join(data, rel))
         stem = os.path.basename(rel)
