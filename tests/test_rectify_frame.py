@@ -163,3 +163,21 @@ def test_training_dataset_can_photograph_pages(tmp_path):
 
     again = render_training_page(plain.records[0], np.random.default_rng(page_seed(3, 0, 0)), True)
     assert np.array_equal(plain[0].image, again.image)
+
+
+def test_very_large_photo_is_reduced_before_rectification_and_overlays_map_back():
+    """A 12-MP input is area-reduced before the detector, tilt and frame (the speed of big phone photos);
+    the overlay's inverse map still lands on the input's own pixels."""
+    from paperecg.pipeline.overlay import rectified_to_original
+    from paperecg.rectify.rectify import MAX_INPUT_SIDE_PX
+
+    page, _ = _page()
+    big = cv2.resize(page.image, (4000, round(4000 * page.image.shape[0] / page.image.shape[1])),
+                     interpolation=cv2.INTER_CUBIC)
+    rect = rectify_page(big)
+    assert rect.input_scale == pytest.approx(MAX_INPUT_SIDE_PX / 4000)
+    # a point of the rectified page maps to the place of the same paper point on the big input (flat page:
+    # the canonical page equals the 200-dpi render, which the big input magnifies by 4000 / width)
+    pts = np.array([[500.0, 400.0], [1700.0, 1300.0]])
+    back = rectified_to_original(pts, rect, big.shape[:2])
+    assert np.max(np.abs(back - (pts + 0.5) * (4000 / page.image.shape[1]) + 0.5)) < 3.0

@@ -90,16 +90,19 @@ def rectified_to_original(points_xy: np.ndarray, rect: RectifiedPage, original_s
                           ) -> np.ndarray:
     """[x, y] points of the rectified page -> the same points on the image as given.
 
-    The rectifier turned the image by `quarter_turns` (np.rot90, counter-clockwise), turned that by -angle_deg
-    about its centre (same size), trimmed the fill border (trim_offset_px) and mapped the result onto the
+    The rectifier area-reduced a very large input (input_scale), turned the image by `quarter_turns` (np.rot90,
+    counter-clockwise), turned that by -angle_deg about its centre (same size), trimmed the fill border (trim_offset_px) and mapped the result onto the
     canonical page by its page frame (rectify/frame.py: homography + smooth warp + scale); this undoes the
-    four in reverse order. The one place that knows that chain."""
+    five in reverse order. The one place that knows that chain."""
     pts = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
     frame = getattr(rect, "frame", None)
     if frame is not None and not frame.is_identity:
         pts = np.asarray(frame.to_original(pts), dtype=np.float64).reshape(-1, 2)
     pts = pts + np.asarray(getattr(rect, "trim_offset_px", (0, 0)), dtype=np.float64)
+    input_scale = float(getattr(rect, "input_scale", 1.0))
     h0, w0 = int(original_shape_hw[0]), int(original_shape_hw[1])
+    if input_scale != 1.0:  # the chain started from the input area-reduced by input_scale (as cv2 sizes it)
+        h0, w0 = max(1, round(h0 * input_scale)), max(1, round(w0 * input_scale))
     k = int(rect.quarter_turns) % 4
     h, w = (h0, w0) if k % 2 == 0 else (w0, h0)  # size of the turned image (the tilt keeps it)
     if rect.angle_deg:
@@ -113,6 +116,9 @@ def rectified_to_original(points_xy: np.ndarray, rect: RectifiedPage, original_s
         w_before = h
         x, y = w_before - 1 - y, x
         h, w = w, h
+    if input_scale != 1.0:  # pixel centres: x_in + 0.5 = (x_small + 0.5) * (W_in / W_small)
+        x = (x + 0.5) * (original_shape_hw[1] / w0) - 0.5
+        y = (y + 0.5) * (original_shape_hw[0] / h0) - 0.5
     return np.stack([x, y], axis=1)
 
 
