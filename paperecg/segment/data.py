@@ -40,8 +40,14 @@ def sample_from_rendered(page, config) -> WorkSample:
 
 @dataclass
 class RenderSettings:
-    dpi_choices: tuple[float, ...] = (100.0, 150.0, 200.0)  # rendered, then scaled to the working size
+    # rendered, then scaled to the working size; 50 and 75 dpi pages (trace ~1 px, anti-aliased) reach the
+    # segmenter upsampled, as low-resolution scans do after the page frame brings them to 200 dpi
+    dpi_choices: tuple[float, ...] = (50.0, 75.0, 100.0, 150.0, 200.0, 200.0)
     augment_prob: float = 0.7
+    # share of augmented pages photographed instead (render/photo.py: perspective, curl, folds, shading,
+    # table, blur, noise, JPEG; the mask moves with the paper). Rectification flattens a photo before the
+    # segmenter sees it, but what remains is its light, blur and texture.
+    photo_prob: float = 0.35
     augment_strength: float = 1.0
     rotate_max_deg: float = 5.0
     eik_fraction: float = 0.3  # share of pages taken from ECG-Image-Kit images when a folder has them
@@ -68,7 +74,7 @@ class RecordPages:
         dpi = float(rng.choice(s.dpi_choices))
         augment = bool(rng.random() < s.augment_prob)
         page = render_training_page(record, rng, augment=augment, dpi=dpi, strength=s.augment_strength,
-                                    rotate_max_deg=s.rotate_max_deg)
+                                    rotate_max_deg=s.rotate_max_deg, photo_prob=s.photo_prob)
         return sample_from_rendered(page, self.config)
 
 

@@ -24,7 +24,7 @@ import torch
 from .data import (EikPages, PagePool, RecordPages, RenderSettings, WorkSample, find_eik_pairs, mixed_page_fn)
 from .infer import predict_work_batch
 from .loss import LossConfig, f1_counts, f1_from_counts, segmentation_loss
-from .model import ResUNetCBAM, SegmenterConfig, count_parameters, save_model
+from .model import ResUNetCBAM, SegmenterConfig, count_parameters, load_model, save_model
 
 CHECKPOINT_NAME = "checkpoint.pt"
 HISTORY_NAME = "train_history.json"
@@ -73,6 +73,9 @@ class TrainConfig:
     amp: bool | None = None  # None = profile's
     device: str | None = None  # None = profile's
     log_every: int = 20
+    # a trained segmenter folder to start from (fine-tuning on a new page mix within a CPU budget); its
+    # model config wins; ignored when resuming from a checkpoint
+    init_from: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -230,6 +233,10 @@ def train_segmenter(record_paths: list[str], out_dir: str, eik_pairs: list[tuple
         mcfg = SegmenterConfig.from_dict(ckpt["model_config"])
         if model_config is not None and model_config.to_dict() != mcfg.to_dict():
             log(f"segmenter: resuming {ckpt_path}; its model config wins over the one asked for")
+    elif tc.init_from:
+        mcfg = load_model(tc.init_from).config
+        if model_config is not None and model_config.to_dict() != mcfg.to_dict():
+            log(f"segmenter: starting from {tc.init_from}; its model config wins over the one asked for")
     else:
         mcfg = model_config or default_model_config(device.type)
     work_hw = (mcfg.work_height_px, mcfg.work_width_px)
@@ -283,6 +290,9 @@ def train_segmenter(record_paths: list[str], out_dir: str, eik_pairs: list[tuple
         rng.bit_generator.state = json.loads(ckpt["numpy_rng"])
         torch.set_rng_state(ckpt["torch_rng"])
         log(f"segmenter: resumed at step {state['step']} ({state['elapsed_s'] / 60:.1f} min used)")
+    elif tc.init_from:
+        model.load_state_dict(load_model(tc.init_from).state_dict())
+        log(f"segmenter: weights from {tc.init_from}")
     ddp_model = model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -507,6 +517,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-eik", action="store_true", help="ignore ECG-Image-Kit images in --data")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in --out")
+    ap.add_argument("--init-from", default=None, help="segmenter folder whose weights and model config to "
+                    "start from (fine-tuning); ignored when --out holds a checkpoint")
     args = ap.parse_args(argv)
 
     from ..hardware import select_profile, set_threads
@@ -525,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
                      crop_px=None if args.crop == 0 else args.crop, lr=args.lr,
                      loss=LossConfig(args.alpha, args.gamma, args.dice), pool_size=args.pool_size,
                      num_workers=args.workers, val_pages=args.val_pages, val_minutes=args.val_minutes,
-                     seed=args.seed)
+                     seed=args.seed, init_from=args.init_from)
     records = select_records(args.data, args.folds)
     from ..records.io import signal_files_exist
 
