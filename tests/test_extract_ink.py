@@ -56,3 +56,33 @@ def test_no_ink_contrast_keeps_the_map():
     coarse[38:46, 20:180] = 1.0
     assert ink_score_map(coarse, image, px_per_mm=8.0) is None
     assert ink_score_map(np.zeros((80, 200), np.float32), image, px_per_mm=8.0) is None  # no confident pixels
+
+
+def test_a_faint_stretch_keeps_the_map_where_the_ink_says_nothing():
+    """A dark trace (ink 225) fading to grey (ink 90) for its last sixth: the page's trace ink level comes from
+    the dark part, so the grey part alone would score below the threshold and read as gaps. The map's core
+    stands there, and each column still holds trace; the dark part stays sharpened to its 3 rows."""
+    image = np.full((80, 400, 3), 255, np.uint8)
+    image[40:43, 20:320] = 30
+    image[40:43, 320:380] = 165
+    coarse = np.zeros((80, 400), np.float32)
+    coarse[38:44, 20:380] = 1.0
+    score = ink_score_map(coarse, image, px_per_mm=8.0)
+    assert score is not None
+    passed = score >= 0.85
+    assert passed[:, 20:380].any(axis=0).all()  # no column of the trace is lost
+    assert passed[:, 100].sum() == 3  # the dark part: sharpened to the ink
+    assert not passed[:, 10].any() and not passed[:, 390].any()  # off the band nothing changes
+
+
+def test_band_runs_without_a_hit():
+    from paperecg.extract.ink import band_runs_without
+
+    band = np.zeros((10, 3), bool)
+    band[1:4, 0] = band[6:9, 0] = True  # two runs in column 0
+    band[2:5, 1] = True
+    hits = np.zeros_like(band)
+    hits[2, 0] = True  # only the upper run of column 0 is hit
+    out = band_runs_without(band, hits)
+    assert not out[1:4, 0].any() and out[6:9, 0].all()
+    assert out[2:5, 1].all() and not out[:, 2].any()

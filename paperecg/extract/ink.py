@@ -9,6 +9,12 @@ trace edges back at page-pixel precision and drops the grid lines the band took 
 Ink score of a band pixel = (ink - paper ink) / (trace ink - paper ink), where ink is the darkness relative
 to the local paper level, paper ink the median outside the band and trace ink a percentile over the band's
 confident core. The extractor reads the score at `InkParams.threshold` instead of its map threshold.
+
+Where the ink says nothing the map stands: a stretch of the band (a vertical run of band pixels in one
+column) with no pixel at the threshold keeps the segmenter's confident core. On phone photos a thin printed
+trace fades to grey along a row while the QRS stays dark, so the trace's ink level (taken over the whole
+page) is above the faint stretches; scored alone they broke into gaps and stray fragments, which the readout
+turned into NaN and spikes (real photos, lead II strip).
 """
 from __future__ import annotations
 
@@ -29,6 +35,7 @@ class InkParams:
     min_core_px: int = 200  # fewer confident pixels than this: the page's ink level is not known, keep the map
     min_contrast: float = 8.0  # trace ink this close to the paper's (of 255): the ink says nothing, keep the map
     threshold: float = 0.85  # ink score that counts as trace (0.8-0.85 beat 0.7 and 0.9 on eik-dev pages)
+    sure_threshold: float | None = None  # probability that makes a pixel trace whatever its ink (None: off)
 
 
 def relative_ink(image_rgb: np.ndarray, px_per_mm: float, window_mm: float) -> np.ndarray:
@@ -54,5 +61,25 @@ def ink_score_map(trace_map: np.ndarray, image_rgb: np.ndarray, px_per_mm: float
     paper_ink = float(np.median(ink[~band]))
     if trace_ink - paper_ink < params.min_contrast:
         return None
-    score = (ink - paper_ink) / (trace_ink - paper_ink)
-    return np.where(band, np.clip(score, 0.0, 1.0), 0.0).astype(np.float32)
+    score = np.where(band, np.clip((ink - paper_ink) / (trace_ink - paper_ink), 0.0, 1.0), 0.0)
+    faint = band_runs_without(band, score >= params.threshold)
+    score = np.where(faint, core.astype(np.float32), score)
+    if params.sure_threshold is not None:
+        score = np.where(prob >= params.sure_threshold, 1.0, score)
+    return score.astype(np.float32)
+
+
+def band_runs_without(band: np.ndarray, hits: np.ndarray) -> np.ndarray:
+    """bool (H, W): the band pixels of every vertical band run (one column, consecutive rows) that holds no
+    hit."""
+    band = np.asarray(band, dtype=bool)
+    h, w = band.shape
+    above = np.zeros_like(band)
+    above[1:] = band[:-1]
+    starts = band & ~above
+    # number the runs column by column (transpose: a column's pixels are consecutive in the flat order)
+    ids = np.cumsum(starts.T.ravel()).reshape(w, h).T
+    ids = np.where(band, ids, 0)
+    hit_count = np.bincount(ids.ravel(), weights=(np.asarray(hits, dtype=bool) & band).ravel(),
+                            minlength=int(ids.max()) + 1)
+    return band & (hit_count[ids] == 0)
