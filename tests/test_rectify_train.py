@@ -101,6 +101,20 @@ def test_render_training_page_labels_follow_rotation():
     assert np.median(dark) < 120  # boxes sit on printed names
 
 
+def test_photographed_training_page_labels_follow_the_paper():
+    sig = synthetic_ecg(100.0, 10.0, "NORM", 3, 12)
+    # (seed 8: a photo with the whole page in view; others cut an edge off, names and all)
+    image, boxes, _ = render_training_page(sig, 100.0, LEADS, np.random.default_rng(8), photo_prob=1.0)
+    plain, _, _ = render_training_page(sig, 100.0, LEADS, np.random.default_rng(8), augment=False)
+    assert image.shape != plain.shape  # a photo of the page on a table, not the page
+    h, w = image.shape[:2]
+    inside = [b for b in boxes if 0 <= b.box.x0 and b.box.x1 < w and 0 <= b.box.y0 and b.box.y1 < h]
+    assert len(inside) >= 10
+    gray = image.mean(axis=2)
+    dark = [gray[int(b.box.y0):int(b.box.y1) + 1, int(b.box.x0):int(b.box.x1) + 1].min() for b in inside]
+    assert np.median(dark) < 120  # boxes sit on printed names
+
+
 @pytest.fixture
 def no_network(monkeypatch):
     attempts = []

@@ -25,6 +25,9 @@ from .detector import page_scale
 from .yolo import CLASS_NAMES, _font_source
 
 INK_TO_LABEL_PAD = (0.13, 0.0, 0.16, 0.32)  # left, top, right, bottom, in ink heights
+# share of augmented training pages photographed instead (render/photo.py: perspective, curl, folds, table,
+# light): the detector reads the raw photo when it settles a page's orientation, names small and warped
+PHOTO_PAGE_SHARE = 0.3
 
 
 def label_box_from_ink(ink: Box, pad: tuple[float, float, float, float] = INK_TO_LABEL_PAD) -> Box:
@@ -123,10 +126,10 @@ def rotated_label_boxes(boxes: list[LeadNameBox], angle_deg: float, image_shape:
 
 
 def render_training_page(signal_mv: np.ndarray, fs_hz: float, lead_names: list[str], rng: np.random.Generator,
-                         truetype_prob: float = 0.5, augment: bool = True, rotate_max_deg: float = 10.0
-                         ) -> tuple[np.ndarray, list[LeadNameBox], float]:
-    """One random page (random style, font, augmentation): image, label boxes in ECG-Image-Kit's
-    convention, and the rotation applied (deg)."""
+                         truetype_prob: float = 0.5, augment: bool = True, rotate_max_deg: float = 10.0,
+                         photo_prob: float = PHOTO_PAGE_SHARE) -> tuple[np.ndarray, list[LeadNameBox], float]:
+    """One random page (random style, font, augmentation, or with `photo_prob` a photograph of it): image,
+    label boxes in ECG-Image-Kit's convention, and the rotation applied (deg)."""
     from ..render.page import random_style, render_page
 
     style = random_style(rng)
@@ -138,6 +141,11 @@ def render_training_page(signal_mv: np.ndarray, fs_hz: float, lead_names: list[s
         page = with_label_boxes(page)
     if not augment:
         return page.image, page.lead_name_boxes(), 0.0
+    if photo_prob > 0 and rng.random() < photo_prob:
+        from ..render.photo import photograph_page
+
+        photo = photograph_page(page, rng, strength=float(rng.uniform(0.5, 1.0))).page  # boxes move with the paper
+        return photo.image, photo.lead_name_boxes(), float(photo.angle_deg)
     try:
         from ..render.augment import augment_page
     except ImportError:  # renderer without augmentations yet: rotation only
