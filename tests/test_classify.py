@@ -121,6 +121,9 @@ def test_layout_mask_and_augmentation_keep_windows():
     v1 = m[STANDARD_LEADS.index("V1")]
     assert np.isnan(v1[:500]).all() and np.isfinite(v1[500:750]).all() and np.isnan(v1[750:]).all()
     assert np.isfinite(m[STANDARD_LEADS.index("II")]).all()  # the rhythm strip
+    e = apply_layout_mask(x, "6x2-eik")  # ECG-Image-Kit's 6x2: both columns over the first 5 s
+    v4 = e[STANDARD_LEADS.index("V4")]
+    assert np.isfinite(v4[:500]).all() and np.isnan(v4[500:]).all()
     rng = np.random.default_rng(1)
     for _ in range(10):
         a = augment_signal(x, rng)

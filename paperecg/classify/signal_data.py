@@ -114,8 +114,9 @@ def network_input(x: np.ndarray) -> np.ndarray:
 # --- augmentation ---------------------------------------------------------------------------------------
 
 # How often each printout layout is simulated; None = every lead over the whole 10 s (a 12x1 full page).
+# ECG-Image-Kit's 6x2 draws both columns over the first 5 s, so its right-hand leads miss the last 5 s too.
 _LAYOUT_CHOICES: tuple[tuple[str | None, float], ...] = (
-    ("3x4+1", 0.45), ("3x4+3", 0.1), ("3x4", 0.1), ("6x2", 0.1), ("12x1", 0.1), (None, 0.15),
+    ("3x4+1", 0.45), ("3x4+3", 0.1), ("3x4", 0.1), ("6x2", 0.05), ("6x2-eik", 0.05), ("12x1", 0.1), (None, 0.15),
 )
 
 
