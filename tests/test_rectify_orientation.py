@@ -197,3 +197,45 @@ def test_good_page_plus_upside_down_copy_gives_the_good_pages_leads(detector, pa
         ok = np.isfinite(col) & np.isfinite(truth[:, j])
         if ok.sum() > 100:
             assert np.corrcoef(col[ok], truth[ok, j])[0, 1] > 0.5, LEADS_12[j]
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+def test_turned_crop_origin_matches_np_rot90(k):
+    from paperecg.rectify.rectify import turned_crop_origin
+
+    image = np.arange(7 * 11).reshape(7, 11)
+    box = (2, 1, 5, 4)  # x, y, w, h
+    crop = image[1:5, 2:7]
+    turned, turned_crop = np.rot90(image, k), np.rot90(crop, k)
+    x, y = turned_crop_origin(box, image.shape, k)
+    h, w = turned_crop.shape
+    assert np.array_equal(turned[y:y + h, x:x + w], turned_crop)
+
+
+def test_paper_box_finds_the_sheet_on_a_table_and_leaves_a_scan_whole(page):
+    from paperecg.render.labels import RenderedPage  # noqa: F401  (the page fixture's type)
+    from paperecg.rectify.rectify import paper_box
+
+    image, _ = page
+    assert paper_box(image) is None  # a scan: the sheet fills the image
+    h, w = image.shape[:2]
+    table = np.zeros((h + 600, w + 900, 3), np.uint8)
+    table[...] = (120, 80, 50)  # brown wood
+    table[250:250 + h, 400:400 + w] = image
+    x, y, bw, bh = paper_box(table)
+    assert abs(x - 400) < 0.03 * w and abs(y - 250) < 0.03 * h
+    assert abs(bw - w) < 0.06 * w and abs(bh - h) < 0.06 * h
+
+
+def test_a_sideways_sheet_on_a_table_comes_back_upright_with_names_in_place(detector, page):
+    image, truth = page
+    h, w = image.shape[:2]
+    table = np.zeros((h + 1400, w + 1800, 3), np.uint8)
+    table[...] = (110, 75, 45)
+    table[700:700 + h, 900:900 + w] = image
+    k, boxes, confident = find_orientation(turn_quarters(table, 1), detector)
+    assert k == 3 and confident
+    # the boxes in the pixels of the photo turned back (the table as laid out), not of the crop
+    moved = [LeadNameBox(b.name, Box(b.box.x0 + 900, b.box.y0 + 700, b.box.x1 + 900, b.box.y1 + 700), b.score)
+             for b in truth]
+    assert match_names(moved, boxes) >= 0.8 * len(truth)

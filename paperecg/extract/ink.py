@@ -35,7 +35,6 @@ class InkParams:
     min_core_px: int = 200  # fewer confident pixels than this: the page's ink level is not known, keep the map
     min_contrast: float = 8.0  # trace ink this close to the paper's (of 255): the ink says nothing, keep the map
     threshold: float = 0.85  # ink score that counts as trace (0.8-0.85 beat 0.7 and 0.9 on eik-dev pages)
-    sure_threshold: float | None = None  # probability that makes a pixel trace whatever its ink (None: off)
 
 
 def relative_ink(image_rgb: np.ndarray, px_per_mm: float, window_mm: float) -> np.ndarray:
@@ -64,8 +63,6 @@ def ink_score_map(trace_map: np.ndarray, image_rgb: np.ndarray, px_per_mm: float
     score = np.where(band, np.clip((ink - paper_ink) / (trace_ink - paper_ink), 0.0, 1.0), 0.0)
     faint = band_runs_without(band, score >= params.threshold)
     score = np.where(faint, core.astype(np.float32), score)
-    if params.sure_threshold is not None:
-        score = np.where(prob >= params.sure_threshold, 1.0, score)
     return score.astype(np.float32)
 
 
