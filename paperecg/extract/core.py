@@ -94,6 +94,16 @@ def page_geometry(image_rgb: np.ndarray | None, shape_hw: tuple[int, int]) -> tu
     return PageGeometry(p, p), None
 
 
+def map_finer_than_scan(map_px_per_mm: float, source_px_per_mm: float | None) -> bool:
+    """Whether the trace map already resolves all the scan holds. A page scanned at 50-100 dpi and resized to
+    the canonical 200 dpi has no detail beyond its own resolution: sharpening with its ink (ink.py) then only
+    breaks its faint, blurred one-pixel trace into dashes where it falls between two pixel rows, and grid lines
+    as dark as the trace join in (11 eik-dev/lowdpi pages under 100 dpi, segmenter maps: 7.2 dB with the ink, 10.3 without)."""
+    if source_px_per_mm is None or not np.isfinite(source_px_per_mm) or source_px_per_mm <= 0:
+        return False
+    return map_px_per_mm >= source_px_per_mm
+
+
 def track_rows(runs: Runs, centres: np.ndarray, geometry: PageGeometry, track: TrackParams
                ) -> tuple[np.ndarray, np.ndarray]:
     """Viterbi track of every row. Two neighbouring 'rows' that follow the same trace, or share one trace
@@ -332,12 +342,17 @@ def align_row_starts(rows: list[RowTrace], skew: float, y_mid: float, tol_px: fl
 
 def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: float, num_samples: int,
                    lead_names: list[str], lead_name_boxes: list[LeadNameBox] | None = None, *,
-                   geometry: PageGeometry | None = None, params: ExtractParams | None = None) -> Extraction:
-    """Calibrated signals of one page: (num_samples, len(lead_names)) mV in the given lead order."""
+                   geometry: PageGeometry | None = None, params: ExtractParams | None = None,
+                   source_px_per_mm: float | None = None) -> Extraction:
+    """Calibrated signals of one page: (num_samples, len(lead_names)) mV in the given lead order.
+
+    source_px_per_mm: the scale of the page as it was scanned, when image_rgb was resized from it (the
+    rectification's `PageFrame.source_px_per_mm`); None: image_rgb is the page as scanned."""
     params = params or ExtractParams()
     tmap = np.nan_to_num(np.asarray(trace_map, dtype=np.float32), nan=0.0)
     # a map coarser than the page (the segmenter's working frame) is sharpened with the page's ink below
     coarse = image_rgb is not None and tmap.shape[0] * tmap.shape[1] < 0.9 * image_rgb.shape[0] * image_rgb.shape[1]
+    map_share = float(tmap.shape[1]) / image_rgb.shape[1] if image_rgb is not None else 1.0  # map px per page px
     if image_rgb is not None and tuple(image_rgb.shape[:2]) != tmap.shape:
         # a map at another resolution is brought onto the page's pixels (scale and pulses are measured there)
         import cv2
@@ -351,7 +366,11 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
         tmap[off_paper_mask(image_rgb, geometry.px_per_mm_y)] = 0.0
     num_samples = int(num_samples)
     threshold = params.threshold
-    if params.ink is not None and coarse:
+    if coarse and map_finer_than_scan(map_share * geometry.px_per_mm_y, source_px_per_mm):
+        notes_ink = "trace map read as it is: the scan is no finer than the map"
+    else:
+        notes_ink = None
+    if params.ink is not None and coarse and notes_ink is None:
         score = ink_score_map(tmap, image_rgb, geometry.px_per_mm_y, params.ink)
         if score is not None:
             tmap, threshold = score, params.ink.threshold
@@ -388,7 +407,7 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
     usable = [i for i, rt in enumerate(rows) if np.isfinite(rt.x_first)]
     cells: list[RowCell] = []
     layout_name = None
-    notes: list[str] = []
+    notes: list[str] = [notes_ink] if notes_ink else []
     if lead_name_boxes:
         cells = cells_from_boxes(lead_name_boxes, centres, np.array([rt.x_first for rt in rows]),
                                  np.array([rt.x_last for rt in rows]), px_per_sample, num_samples)

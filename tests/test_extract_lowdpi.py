@@ -1,0 +1,57 @@
+"""Pages scanned at 50-100 dpi and resized to the canonical 200 dpi (rectify/frame.py 'scale'): the trace map
+is read as it is, not sharpened with the page's ink (extract/core.py map_finer_than_scan)."""
+import cv2
+import numpy as np
+import pytest
+from conftest import LEADS_12, synthetic_ecg
+
+from paperecg.extract import extract_signal
+from paperecg.extract.core import map_finer_than_scan
+from paperecg.geometry import MM_PER_INCH, Box, LeadNameBox
+from paperecg.render.page import RenderStyle, render_page
+from paperecg.score.evaluate import score_signals
+from paperecg.segment.preprocess import draw_trace_label
+
+
+def _low_dpi_page(dpi: float, seed: int):
+    """An ECG-Image-Kit-like page at `dpi` (thin anti-aliased trace, grid lines about as dark as the trace),
+    resized to 200 dpi as the page frame does, and a perfect segmenter's working-frame map (the training
+    label: the plotted polylines 1.5 px wide at half the canonical size)."""
+    fs_hz = 100.0
+    signal = synthetic_ecg(fs_hz, seed=seed)
+    style = RenderStyle(dpi=dpi, layout="3x4+1", line_width_pt=0.4, grid_minor_rgb=(170, 180, 195),
+                        grid_major_rgb=(110, 90, 90))
+    page = render_page(signal, fs_hz, LEADS_12, style)
+    h, w = page.image.shape[:2]
+    f = 200.0 / dpi
+    big_w, big_h = round(w * f), round(h * f)
+    image = cv2.resize(page.image, (big_w, big_h), interpolation=cv2.INTER_CUBIC)
+    work = draw_trace_label([t.pixels for t in page.leads], (big_h // 2, big_w // 2), 0.5 * big_w / w, 1.5)
+    boxes = [LeadNameBox(b.name, Box(b.box.x0 * f, b.box.y0 * f, b.box.x1 * f, b.box.y1 * f), b.score)
+             for b in page.lead_name_boxes()]
+    ref = np.full(signal.shape, np.nan)
+    for trace in page.leads:
+        j = LEADS_12.index(trace.name)
+        ref[trace.start_sample:trace.end_sample, j] = signal[trace.start_sample:trace.end_sample, j]
+    return image, work.astype(np.float32), boxes, ref, fs_hz
+
+
+@pytest.mark.parametrize("dpi,seed", [(75.0, 4), (90.0, 5)])
+def test_a_low_dpi_scan_is_read_from_the_map_not_its_blurred_ink(dpi, seed):
+    image, work, boxes, ref, fs_hz = _low_dpi_page(dpi, seed)
+    snr = {}
+    for source in (None, dpi / MM_PER_INCH):
+        ex = extract_signal(work, image, fs_hz, ref.shape[0], LEADS_12, boxes, source_px_per_mm=source)
+        snr[source is not None] = float(np.nanmean([s.snr_db for s in score_signals(ref, ex.signal, fs_hz, LEADS_12)]))
+        assert any("no finer than the map" in n for n in ex.notes) == (source is not None)
+    # the blurred one-pixel trace breaks into dashes under the ink threshold; the map keeps it whole
+    assert snr[True] >= snr[False] + 2.0, snr
+    assert snr[True] >= 15.0, snr
+
+
+def test_map_finer_than_scan():
+    work_px_per_mm = 0.5 * 200.0 / MM_PER_INCH  # the segmenter's working frame of a canonical page
+    assert map_finer_than_scan(work_px_per_mm, 75.0 / MM_PER_INCH)
+    assert not map_finer_than_scan(work_px_per_mm, 200.0 / MM_PER_INCH)  # a 200-dpi scan: ink sharpening
+    assert not map_finer_than_scan(work_px_per_mm, None)  # scale of the scan unknown: as before
+    assert not map_finer_than_scan(work_px_per_mm, float("nan"))
