@@ -55,3 +55,26 @@ def test_map_finer_than_scan():
     assert not map_finer_than_scan(work_px_per_mm, 200.0 / MM_PER_INCH)  # a 200-dpi scan: ink sharpening
     assert not map_finer_than_scan(work_px_per_mm, None)  # scale of the scan unknown: as before
     assert not map_finer_than_scan(work_px_per_mm, float("nan"))
+
+
+@pytest.mark.parametrize("dpi", [50.0, 53.0])
+def test_a_scan_too_coarse_for_the_1mm_lines_keeps_its_true_scale(dpi):
+    """At 50-53 dpi the 1-mm lines are 2 px apart in the scan, aliased; enlarged to 200 dpi, the grid's comb
+    reads 5/4 of the true scale (9.84 px/mm) unless the search stays near the page-size scale."""
+    from paperecg.extract.core import page_geometry
+
+    image, _, _, _, _ = _low_dpi_page(dpi, 1)
+    geometry, _ = page_geometry(image, image.shape[:2], source_px_per_mm=dpi / MM_PER_INCH)
+    canonical = 200.0 / MM_PER_INCH
+    assert abs(geometry.px_per_mm_x / canonical - 1) < 0.01 and abs(geometry.px_per_mm_y / canonical - 1) < 0.01
+
+
+def test_square_grid_keeps_the_axis_the_page_size_agrees_with():
+    from paperecg.extract.core import square_grid
+    from paperecg.extract.scale import AxisScale, GridScale
+
+    misread = GridScale(AxisScale(7.75, 20.0, True), AxisScale(5.06, 20.0, True))
+    fixed = square_grid(misread, page_px_per_mm=5.05)
+    assert fixed.x.px_per_mm == fixed.y.px_per_mm == 5.06
+    scanner = GridScale(AxisScale(7.87, 20.0, True), AxisScale(7.60, 20.0, True))  # a few % apart: both stand
+    assert square_grid(scanner, page_px_per_mm=7.87) is scanner
