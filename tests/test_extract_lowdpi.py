@@ -78,3 +78,20 @@ def test_square_grid_keeps_the_axis_the_page_size_agrees_with():
     assert fixed.x.px_per_mm == fixed.y.px_per_mm == 5.06
     scanner = GridScale(AxisScale(7.87, 20.0, True), AxisScale(7.60, 20.0, True))  # a few % apart: both stand
     assert square_grid(scanner, page_px_per_mm=7.87) is scanner
+
+
+def test_cell_edges_next_to_another_cell_are_left_out():
+    """Only the ends where a row passes from one lead to the next (and ECG-Image-Kit prints its separator
+    bar) lose samples; a row's outer ends and a full-length strip keep theirs."""
+    from paperecg.extract.core import trim_cell_edges
+
+    vals = np.arange(250, dtype=np.float64)
+    row_starts = [250, 500, 750]  # a 3x4 row: cells at 0, 250, 500, 750 of 1000 samples
+    first = trim_cell_edges(vals, 0, row_starts, 2)
+    assert np.isfinite(first[:248]).all() and np.isnan(first[248:]).all()
+    middle = trim_cell_edges(vals, 250, row_starts, 2)
+    assert np.isnan(middle[:2]).all() and np.isnan(middle[-2:]).all() and np.isfinite(middle[2:-2]).all()
+    last = trim_cell_edges(vals, 750, row_starts, 2)
+    assert np.isnan(last[:2]).all() and np.isfinite(last[2:]).all()
+    strip = np.arange(1000, dtype=np.float64)
+    assert np.isfinite(trim_cell_edges(strip, 0, [], 2)).all()
