@@ -25,6 +25,17 @@ from .rows import TrackParams, find_row_centres, row_bands, track_row
 from .runs import Runs, find_runs
 from .scale import GridScale, estimate_grid_scale, estimate_skew, page_size_px_per_mm
 
+# Below this scan resolution (about 63 dpi) the 1-mm grid lines are less than 2.5 px apart in the scan.
+UNRESOLVED_GRID_PX_PER_MM = 2.5
+PAGE_SIZE_FACTOR = 1.2  # search range of the grid scale around the page-size scale there (5/4 is out)
+
+# The page's ink sharpens the map only for a scan clearly finer than the map (the working frame of a canonical
+# page is 100 dpi). Measured with the shipped segmenter's maps on eik-dev/lowdpi pages (the benchmark's own
+# pages, so in-sample): 100-115 dpi 13.0 -> 15.1 dB without the ink (5 of 6 pages better), 115-130 dpi 16.4
+# -> 15.2 (the ink wins). With perfect working-frame maps the map alone wins up to 160 dpi: worth re-measuring
+# with a segmenter trained on low-dpi pages.
+INK_SCAN_OVER_MAP = 1.15
+
 # A trace speck at a row's end no longer than this (and 3x as far from the rest) is not part of the row.
 STRAY_MM = 2.5
 
@@ -43,6 +54,8 @@ class ExtractParams:
     pen_search: bool = True  # pick the pen width of the polyline model by the fit's cost
     timing_search: bool = True  # find each row's sub-pixel sample phase by the polyline fit's cost
     track: TrackParams = field(default_factory=TrackParams)
+    # samples this close to a boundary between two cells of a row are left out (see trim_cell_edges)
+    cell_edge_s: float = 0.02
 
 
 @dataclass
@@ -85,13 +98,43 @@ def empty_extraction(num_samples: int, lead_names: list[str], geometry: PageGeom
                       {canonical_lead_name(n): 0.0 for n in lead_names}, notes=[note])
 
 
-def page_geometry(image_rgb: np.ndarray | None, shape_hw: tuple[int, int]) -> tuple[PageGeometry, GridScale | None]:
-    """Scale from the grid when the image shows one, else from the page size (letter printout)."""
+def square_grid(grid: GridScale, page_px_per_mm: float, max_ratio: float = 1.15) -> GridScale:
+    """Grid squares are square: when the two axes' scales differ by more than max_ratio (scanners differ by
+    a few %), one axis misread its comb (an aliased 1-mm grid, a 5/4 confusion); the axis nearer the
+    page-size scale stands for both. (A 53-dpi ECG-Image-Kit page read 7.75 px/mm across and 5.06 down on a
+    page whose size says 5.05.)"""
+    x, y = grid.x, grid.y
+    if not (x.found and y.found) or max(x.px_per_mm, y.px_per_mm) <= max_ratio * min(x.px_per_mm, y.px_per_mm):
+        return grid
+    keep = x if abs(np.log(x.px_per_mm / page_px_per_mm)) <= abs(np.log(y.px_per_mm / page_px_per_mm)) else y
+    return GridScale(keep, keep)
+
+
+def page_geometry(image_rgb: np.ndarray | None, shape_hw: tuple[int, int], source_px_per_mm: float | None = None
+                  ) -> tuple[PageGeometry, GridScale | None]:
+    """Scale from the grid when the image shows one, else from the page size (letter printout).
+
+    A scan too coarse to resolve the 1-mm lines (source_px_per_mm under UNRESOLVED_GRID_PX_PER_MM) shows them
+    aliased, and the grid's comb then fits 5/4 of the true scale as well; such a scan is of a whole page
+    (nobody scans a close-up at 60 dpi), so the search stays within PAGE_SIZE_FACTOR of the page-size scale."""
     if image_rgb is not None:
-        grid = estimate_grid_scale(image_rgb)
+        coarse_scan = source_px_per_mm is not None and 0 < source_px_per_mm < UNRESOLVED_GRID_PX_PER_MM
+        grid = estimate_grid_scale(image_rgb, prior_factor=PAGE_SIZE_FACTOR) if coarse_scan else \
+            estimate_grid_scale(image_rgb)
+        grid = square_grid(grid, page_size_px_per_mm(*shape_hw))
         return grid.geometry(), grid
     p = page_size_px_per_mm(*shape_hw)
     return PageGeometry(p, p), None
+
+
+def map_finer_than_scan(map_px_per_mm: float, source_px_per_mm: float | None) -> bool:
+    """Whether the trace map already resolves all the scan holds. A page scanned at 50-100 dpi and resized to
+    the canonical 200 dpi has no detail beyond its own resolution: sharpening with its ink (ink.py) then only
+    breaks its faint, blurred one-pixel trace into dashes where it falls between two pixel rows, and grid lines
+    as dark as the trace join in (11 eik-dev/lowdpi pages under 100 dpi, segmenter maps: 7.2 dB with the ink, 10.3 without)."""
+    if source_px_per_mm is None or not np.isfinite(source_px_per_mm) or source_px_per_mm <= 0:
+        return False
+    return map_px_per_mm * INK_SCAN_OVER_MAP >= source_px_per_mm
 
 
 def track_rows(runs: Runs, centres: np.ndarray, geometry: PageGeometry, track: TrackParams
@@ -332,12 +375,17 @@ def align_row_starts(rows: list[RowTrace], skew: float, y_mid: float, tol_px: fl
 
 def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: float, num_samples: int,
                    lead_names: list[str], lead_name_boxes: list[LeadNameBox] | None = None, *,
-                   geometry: PageGeometry | None = None, params: ExtractParams | None = None) -> Extraction:
-    """Calibrated signals of one page: (num_samples, len(lead_names)) mV in the given lead order."""
+                   geometry: PageGeometry | None = None, params: ExtractParams | None = None,
+                   source_px_per_mm: float | None = None) -> Extraction:
+    """Calibrated signals of one page: (num_samples, len(lead_names)) mV in the given lead order.
+
+    source_px_per_mm: the scale of the page as it was scanned, when image_rgb was resized from it (the
+    rectification's `PageFrame.source_px_per_mm`); None: image_rgb is the page as scanned."""
     params = params or ExtractParams()
     tmap = np.nan_to_num(np.asarray(trace_map, dtype=np.float32), nan=0.0)
     # a map coarser than the page (the segmenter's working frame) is sharpened with the page's ink below
     coarse = image_rgb is not None and tmap.shape[0] * tmap.shape[1] < 0.9 * image_rgb.shape[0] * image_rgb.shape[1]
+    map_share = float(tmap.shape[1]) / image_rgb.shape[1] if image_rgb is not None else 1.0  # map px per page px
     if image_rgb is not None and tuple(image_rgb.shape[:2]) != tmap.shape:
         # a map at another resolution is brought onto the page's pixels (scale and pulses are measured there)
         import cv2
@@ -346,12 +394,16 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
     h, w = tmap.shape
     grid = None
     if geometry is None:
-        geometry, grid = page_geometry(image_rgb, (h, w))
+        geometry, grid = page_geometry(image_rgb, (h, w), source_px_per_mm)
     if image_rgb is not None and params.off_paper:
         tmap[off_paper_mask(image_rgb, geometry.px_per_mm_y)] = 0.0
     num_samples = int(num_samples)
     threshold = params.threshold
-    if params.ink is not None and coarse:
+    if coarse and map_finer_than_scan(map_share * geometry.px_per_mm_y, source_px_per_mm):
+        notes_ink = "trace map read as it is: the scan is no finer than the map"
+    else:
+        notes_ink = None
+    if params.ink is not None and coarse and notes_ink is None:
         score = ink_score_map(tmap, image_rgb, geometry.px_per_mm_y, params.ink)
         if score is not None:
             tmap, threshold = score, params.ink.threshold
@@ -388,7 +440,7 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
     usable = [i for i, rt in enumerate(rows) if np.isfinite(rt.x_first)]
     cells: list[RowCell] = []
     layout_name = None
-    notes: list[str] = []
+    notes: list[str] = [notes_ink] if notes_ink else []
     if lead_name_boxes:
         cells = cells_from_boxes(lead_name_boxes, centres, np.array([rt.x_first for rt in rows]),
                                  np.array([rt.x_last for rt in rows]), px_per_sample, num_samples)
@@ -445,6 +497,7 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
         good = np.isfinite(vals)
         key = canonical_lead_name(cell.lead)
         conf = cell_confidence(rt, cell, good, px_per_sample)
+        vals = trim_cell_edges(vals, p0, rt.cell_starts, int(round(params.cell_edge_s * fs_hz)))
         conf_num[key] += conf * (cell.end - cell.start)
         conf_den[key] += float(cell.end - cell.start)
         if conf < params.min_confidence or (good.any() and np.nanmax(np.abs(vals)) > params.max_abs_mv):
@@ -549,6 +602,22 @@ def _mask_has_pulse(top: np.ndarray, bot: np.ndarray, col0: int, pulse: PulseInf
         return False
     seg_len = (bot - top)[max(a - 2, 0):max(min(z, top.size), 0)]
     return bool(np.any(seg_len >= 0.5 * pulse.height_px))
+
+
+def trim_cell_edges(vals: np.ndarray, page_start: int, row_cell_starts: list[int], num: int) -> np.ndarray:
+    """A cell's readings with `num` samples left out (NaN) at each end that touches another cell of its row.
+    There the pen jumps from one lead to the next, and ECG-Image-Kit prints a separator bar: the map's column
+    holds both, and the first and last samples are read off the jump or the bar (one record's V2 began at
+    +0.2 mV for -2.1). An empty sample costs its share of coverage, a wrong one far more (eik-dev/lowdpi, 33
+    pages, segmenter maps: 2 samples at 100 Hz: +0.2 dB under 100 dpi, +0.8 dB at 100-150 dpi)."""
+    if num <= 0 or vals.size <= 4 * num:
+        return vals
+    out = vals.copy()
+    if page_start > 0 and page_start in row_cell_starts:
+        out[:num] = np.nan
+    if page_start + vals.size in row_cell_starts:
+        out[-num:] = np.nan
+    return out
 
 
 def cell_confidence(rt: RowTrace, cell: RowCell, good: np.ndarray, px_per_sample: float) -> float:

@@ -80,7 +80,8 @@ class Digitizer:
         # the working-frame map: extract_signal brings it onto the page and sharpens it with the page's ink
         trace_map, _ = self.segmenter.predict_work(rect.image)
         ext = extract_signal(trace_map, rect.image, header.fs_hz, header.num_samples, header.lead_names,
-                             rect.lead_name_boxes or None)
+                             rect.lead_name_boxes or None,
+                             source_px_per_mm=rect.frame.source_px_per_mm if rect.frame is not None else None)
         return PageResult(page, rect, ext)
 
     def digitize(self, record: str, header: HeaderInfo, verbose: bool = False, log=print,
