@@ -170,6 +170,25 @@ def test_touching_rows_are_followed_without_swapping():
         assert np.max(np.abs(centre[away] - expected[away])) < 12
 
 
+def test_tall_spike_is_followed_past_grid_line_specks():
+    """An ink-sharpened map leaves near-zero-length specks where a horizontal grid line meets the segmenter's
+    band. Inside a tall R wave's columns they cost no jump, and the row must not step onto them and cut the
+    spike's tip off (eik-dev 12x1 pages lost their R waves this way)."""
+    h, w = 200, 300
+    spike = [[120, 0], [120, 140], [30, 147], [150, 153], [120, 160], [120, 299]]  # [row, col]: R then S wave
+    mask = draw_polylines((h, w), [spike], thickness=3)
+    grid_row = 108
+    for c in range(140, 160):  # the grid line's fringe: one pixel barely over the threshold, off the stroke
+        if not mask[grid_row - 1:grid_row + 2, c].any():
+            mask[grid_row, c] = 0.71
+    runs = find_runs(mask, threshold=0.7)
+    chosen = track_row(runs, 0, np.array([120.0]), (20.0, 199.0))
+    tip_cols = np.arange(144, 148)  # the R wave's upstroke and tip, where specks sit beside the stroke
+    assert np.all(chosen[tip_cols] >= 0)
+    assert np.all(runs.length[chosen[tip_cols]] > 40.0)  # the stroke's long runs, not a speck
+    assert runs.top[chosen[tip_cols]].min() < 32.0  # the tip (row 30) is kept
+
+
 def test_layout_for_row_count():
     assert layout_for_row_count(4) == "3x4+1"
     assert layout_for_row_count(3) == "3x4"
