@@ -1,4 +1,6 @@
 """The page frame (rectify/frame.py): photographed pages come back to flat paper at the canonical scale."""
+import re
+
 import cv2
 import numpy as np
 import pytest
@@ -219,3 +221,26 @@ def test_forward_chain_map_follows_the_rectifier_and_inverts_the_overlay_map(qua
         centre = np.array([np.sum(cc * wgt) / wgt.sum() + max(c0 - 6, 0), np.sum(rr * wgt) / wgt.sum() + max(r0 - 6, 0)])
         assert np.hypot(*(centre - (gx, gy))) < 0.8
     assert np.max(np.abs(rectified_to_original(got, rect, (h, w)) - marks)) < 0.01
+
+
+def test_page_without_grid_is_straightened_by_its_lines_and_the_log_says_so():
+    """The fallback chain: no printed grid -> the tilt comes from the trace/text lines, and the frame's log
+    line says which evidence was used; a blank page says nothing straightened it."""
+    from paperecg.rectify.rectify import rotate_image
+
+    style = RenderStyle(dpi=200.0, show_grid=False)
+    page = render_page(synthetic_ecg(500.0, 10.0, "NORM", 3, 12), 500.0, LEADS, style)
+    # its trace rows, beats and text are periodic too: they must not pass for a grid (they bent and resized
+    # such pages by 1.1-2.3x)
+    assert rectify_page(page.image).frame.method == "none"
+    tilted = rotate_image(page.image, 4.0, (255, 255, 255))
+    rect = rectify_page(tilted)
+    assert rect.frame.method == "none"
+    assert abs(rect.angle_deg - 4.0) < 0.5
+    line = rect.frame.describe()
+    assert "no printed grid" in line and "from trace/text lines" in line
+    assert abs(float(re.search(r"tilt (-?[0-9.]+) deg", line).group(1)) - rect.angle_deg) < 0.01
+    from paperecg.rectify.frame import no_grid_note
+
+    assert "page used as given" in no_grid_note("none", 0.0)  # nothing to go by: today's behaviour
+    assert "lead names (5 pairs) and trace lines" in no_grid_note("names+lines", 2.0, 5)
