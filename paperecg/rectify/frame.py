@@ -54,6 +54,9 @@ TILE_PERIODS = 4  # tile side in major periods (20 mm)
 MIN_GLOBAL_CONFIDENCE = 4.0  # comb peak over median comb score for a grid to be there
 MIN_TILE_SNR = 6.0  # fundamental power over the tile's median spectral power
 MIN_TILES = 12  # fewer grid tiles: no frame
+TILE_SCALE_RANGE = (0.75, 1.33)  # a tile's 5-mm period is searched within these factors of the page's (0.86-1.16
+# lost the far side of a page photographed at a slant: no tiles there, the map extrapolated 5-8 mm off)
+TILE_SCALE_STEPS = 9
 # Pages printed without a grid show a periodic pattern too (trace rows, beats, text): measured on 8 rendered
 # grid-less pages, global confidence 15-28 over 60-173 tiles; printed grids on rendered photos: confidence
 # 34-400 over 286-645 tiles (flat pages 500+). Below both limits together: no grid.
@@ -430,7 +433,7 @@ def measure_tiles(dark: np.ndarray, glob: GlobalGrid, tile_px: int, stride_px: i
     snr_out = np.zeros((2, ny, nx))
     major_out = np.zeros((2, ny, nx))
     # candidate fundamentals around the global ones: scale and angle offsets
-    scales = np.geomspace(0.86, 1.16, 7)
+    scales = np.geomspace(TILE_SCALE_RANGE[0], TILE_SCALE_RANGE[1], int(TILE_SCALE_STEPS))
     dang = np.radians(np.linspace(-6.0, 6.0, 7))
     fine_s = np.geomspace(0.975, 1.025, 5)
     fine_a = np.radians(np.linspace(-0.75, 0.75, 5))
