@@ -54,9 +54,10 @@ TILE_PERIODS = 4  # tile side in major periods (20 mm)
 MIN_GLOBAL_CONFIDENCE = 4.0  # comb peak over median comb score for a grid to be there
 MIN_TILE_SNR = 6.0  # fundamental power over the tile's median spectral power
 MIN_TILES = 12  # fewer grid tiles: no frame
-TILE_SCALE_RANGE = (0.75, 1.33)  # a tile's 5-mm period is searched within these factors of the page's (0.86-1.16
-# lost the far side of a page photographed at a slant: no tiles there, the map extrapolated 5-8 mm off)
-TILE_SCALE_STEPS = 9
+TILE_SCALE_RANGE = (0.86, 1.16)  # a tile's 5-mm period is searched within these factors of the page's
+# (0.75-1.33 kept the far side of slanted photos, 0.82-1.22 too, but tiles then also locked onto the 4/5 and
+# 5/4 confusions of a 1-mm grid and slipped whole pages: rendered-photo bench p95 1.32 -> 2.35 mm)
+TILE_SCALE_STEPS = 7
 # Pages printed without a grid show a periodic pattern too (trace rows, beats, text): measured on 8 rendered
 # grid-less pages, global confidence 15-28 over 60-173 tiles; printed grids on rendered photos: confidence
 # 34-400 over 286-645 tiles (flat pages 500+). Below both limits together: no grid.
