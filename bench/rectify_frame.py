@@ -5,7 +5,8 @@
 Our renders of PTB-XL records (random styles, grid always printed) are photographed with known warps
 (`render/photo.py`: perspective up to 12 % of the page per corner, rotation up to 12 deg, curl, roll, folds,
 table, light, blur, noise, JPEG). Each photo goes through `rectify_page` (no detector); every 5-mm grid
-crossing that lies on the photo is carried to the rectified page (photo -> frame -> tilt) and compared with
+crossing that lies on the photo is carried to the rectified page by the rectifier's own chain
+(`pipeline.overlay.original_to_rectified`: reduce -> quarter turns -> tilt -> trim -> frame) and compared with
 where a perfect rectification puts it: paper mm x CANONICAL_PX_PER_MM plus one shift per page (the canonical
 origin is free). Residuals in mm of paper: median and p95 over all crossings, p95 of the per-page medians,
 methods used, s/page. --flat also scores unwarped 200-dpi renders (should be 'flat', residual ~0).
@@ -24,25 +25,14 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from paperecg.geometry import rotate_points  # noqa: E402
+from paperecg.pipeline.overlay import original_to_rectified  # noqa: E402
 from paperecg.rectify.frame import CANONICAL_PX_PER_MM  # noqa: E402
 from paperecg.rectify.rectify import rectify_page  # noqa: E402
 from paperecg.render.photo import grid_crossings_mm, photograph_page  # noqa: E402
 
 
-def rectified_points(rect, points_xy: np.ndarray, input_hw: tuple[int, int]) -> np.ndarray:
-    """Input-image points -> rectified-page points (frame, then the tilt rotation about the centre)."""
-    frame = rect.frame
-    pts = frame.to_canonical(points_xy) if frame is not None else np.asarray(points_xy, np.float64)
-    if rect.angle_deg != 0.0:
-        h, w = rect.image.shape[:2]
-        rc = rotate_points(pts[:, ::-1], -rect.angle_deg, ((h - 1) / 2.0, (w - 1) / 2.0))
-        pts = rc[:, ::-1]
-    return pts
-
-
 def residual_mm(rect, photo_xy: np.ndarray, paper_mm: np.ndarray, input_hw) -> np.ndarray:
-    got = rectified_points(rect, photo_xy, input_hw)
+    got = original_to_rectified(photo_xy, rect, input_hw)
     want = paper_mm * CANONICAL_PX_PER_MM
     shift = np.median(got - want, axis=0)
     return np.hypot(*(got - want - shift).T) / CANONICAL_PX_PER_MM

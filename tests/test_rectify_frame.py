@@ -1,4 +1,6 @@
 """The page frame (rectify/frame.py): photographed pages come back to flat paper at the canonical scale."""
+import re
+
 import cv2
 import numpy as np
 import pytest
@@ -181,3 +183,64 @@ def test_very_large_photo_is_reduced_before_rectification_and_overlays_map_back(
     pts = np.array([[500.0, 400.0], [1700.0, 1300.0]])
     back = rectified_to_original(pts, rect, big.shape[:2])
     assert np.max(np.abs(back - (pts + 0.5) * (4000 / page.image.shape[1]) + 0.5)) < 3.0
+
+
+@pytest.mark.parametrize("quarter_turns", [0, 1, 3])
+def test_forward_chain_map_follows_the_rectifier_and_inverts_the_overlay_map(quarter_turns):
+    """original_to_rectified runs the rectifier's chain (reduce, quarter turns, tilt, trim, frame) forwards:
+    a mark on the input lands where the chain's own image operations put it, and rectified_to_original
+    brings it back."""
+    from paperecg.pipeline.overlay import original_to_rectified, rectified_to_original
+    from paperecg.rectify.frame import PageFrame
+    from paperecg.rectify.rectify import RectifiedPage, reduce_large_input, rotate_image, turn_quarters
+
+    h, w = 300, 420
+    original = np.full((h, w, 3), 255, np.uint8)
+    marks = np.array([[60.0, 50.0], [300.0, 120.0], [200.0, 240.0]])
+    for x, y in marks.astype(int):
+        original[y - 2:y + 3, x - 2:x + 3] = 0
+    small, scale = reduce_large_input(original, 360)
+    angle, trim = 4.0, (7, 5)
+    img = rotate_image(turn_quarters(small, quarter_turns), -angle, (255, 255, 255))
+    img = img[trim[1]:, trim[0]:]
+    # a frame that shrinks by 0.8 and shifts (canonical px -> trimmed-page px), bent by a smooth mesh
+    hom = np.array([[1.25, 0.02, 3.0], [-0.01, 1.25, -2.0], [0.0, 0.0, 1.0]])
+    mesh = np.zeros((6, 6, 2))
+    mesh[2:4, 2:4] = (1.5, -1.0)
+    warp = MeshWarp(hom, mesh, (0.0, 0.0), 60.0)
+    frame = PageFrame((260, 260), "grid+warp", warp)
+    canon = frame.warp_image(img)
+    rect = RectifiedPage(canon, [], angle, quarter_turns, trim_offset_px=trim, frame=frame, input_scale=scale)
+    got = original_to_rectified(marks, rect, (h, w))
+    for (x, y), (gx, gy) in zip(marks, got):
+        r0, c0 = int(round(gy)), int(round(gx))
+        patch = canon[max(r0 - 6, 0):r0 + 7, max(c0 - 6, 0):c0 + 7].min(axis=2).astype(float)
+        rr, cc = np.nonzero(patch < 160)
+        assert len(rr) > 0
+        wgt = 255.0 - patch[rr, cc]
+        centre = np.array([np.sum(cc * wgt) / wgt.sum() + max(c0 - 6, 0), np.sum(rr * wgt) / wgt.sum() + max(r0 - 6, 0)])
+        assert np.hypot(*(centre - (gx, gy))) < 0.8
+    assert np.max(np.abs(rectified_to_original(got, rect, (h, w)) - marks)) < 0.01
+
+
+def test_page_without_grid_is_straightened_by_its_lines_and_the_log_says_so():
+    """The fallback chain: no printed grid -> the tilt comes from the trace/text lines, and the frame's log
+    line says which evidence was used; a blank page says nothing straightened it."""
+    from paperecg.rectify.rectify import rotate_image
+
+    style = RenderStyle(dpi=200.0, show_grid=False)
+    page = render_page(synthetic_ecg(500.0, 10.0, "NORM", 3, 12), 500.0, LEADS, style)
+    # its trace rows, beats and text are periodic too: they must not pass for a grid (they bent and resized
+    # such pages by 1.1-2.3x)
+    assert rectify_page(page.image).frame.method == "none"
+    tilted = rotate_image(page.image, 4.0, (255, 255, 255))
+    rect = rectify_page(tilted)
+    assert rect.frame.method == "none"
+    assert abs(rect.angle_deg - 4.0) < 0.5
+    line = rect.frame.describe()
+    assert "no printed grid" in line and "from trace/text lines" in line
+    assert abs(float(re.search(r"tilt (-?[0-9.]+) deg", line).group(1)) - rect.angle_deg) < 0.01
+    from paperecg.rectify.frame import no_grid_note
+
+    assert "page used as given" in no_grid_note("none", 0.0)  # nothing to go by: today's behaviour
+    assert "lead names (5 pairs) and trace lines" in no_grid_note("names+lines", 2.0, 5)

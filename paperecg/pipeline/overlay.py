@@ -93,7 +93,7 @@ def rectified_to_original(points_xy: np.ndarray, rect: RectifiedPage, original_s
     The rectifier area-reduced a very large input (input_scale), turned the image by `quarter_turns` (np.rot90,
     counter-clockwise), turned that by -angle_deg about its centre (same size), trimmed the fill border (trim_offset_px) and mapped the result onto the
     canonical page by its page frame (rectify/frame.py: homography + smooth warp + scale); this undoes the
-    five in reverse order. The one place that knows that chain."""
+    five in reverse order. The one place that knows that chain (`original_to_rectified` runs it forwards)."""
     pts = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
     frame = getattr(rect, "frame", None)
     if frame is not None and not frame.is_identity:
@@ -120,6 +120,36 @@ def rectified_to_original(points_xy: np.ndarray, rect: RectifiedPage, original_s
         x = (x + 0.5) * (original_shape_hw[1] / w0) - 0.5
         y = (y + 0.5) * (original_shape_hw[0] / h0) - 0.5
     return np.stack([x, y], axis=1)
+
+
+def original_to_rectified(points_xy: np.ndarray, rect: RectifiedPage, original_shape_hw: tuple[int, int]
+                          ) -> np.ndarray:
+    """[x, y] points of the image as given -> the same points on the rectified page: the rectifier's chain
+    run forwards (reduce by input_scale, quarter turns, tilt about the turned image's centre, trim, page
+    frame); the inverse of `rectified_to_original`."""
+    pts = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+    x, y = pts[:, 0].copy(), pts[:, 1].copy()
+    input_scale = float(getattr(rect, "input_scale", 1.0))
+    h, w = int(original_shape_hw[0]), int(original_shape_hw[1])
+    if input_scale != 1.0:  # cv2's area alignment: x_small + 0.5 = (x_in + 0.5) * (W_small / W_in)
+        hs, ws = max(1, round(h * input_scale)), max(1, round(w * input_scale))
+        x = (x + 0.5) * (ws / w) - 0.5
+        y = (y + 0.5) * (hs / h) - 0.5
+        h, w = hs, ws
+    for _ in range(int(rect.quarter_turns) % 4):
+        # one np.rot90 turn (counter-clockwise): (x, y) of an image of width W -> (y, W - 1 - x)
+        x, y = y, w - 1 - x
+        h, w = w, h
+    pts = np.stack([x, y], axis=1)
+    if rect.angle_deg:
+        centre = ((h - 1) / 2.0, (w - 1) / 2.0)
+        rc = rotate_points(pts[:, ::-1], -float(rect.angle_deg), centre)  # the image turned by -angle_deg
+        pts = rc[:, ::-1]
+    pts = pts - np.asarray(getattr(rect, "trim_offset_px", (0, 0)), dtype=np.float64)
+    frame = getattr(rect, "frame", None)
+    if frame is not None and not frame.is_identity:
+        pts = np.asarray(frame.to_canonical(pts), dtype=np.float64).reshape(-1, 2)
+    return pts
 
 
 def draw_pieces(image_rgb: np.ndarray, pieces: list[tuple[str, np.ndarray]], alpha: float = 0.8,

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 import scipy.fft
+from scipy.ndimage import maximum_filter1d
 
 from ..geometry import MM_PER_INCH, Box, LeadNameBox
 from ..warp import MeshWarp, apply_homography, similarity_fit
@@ -53,11 +54,22 @@ TILE_PERIODS = 4  # tile side in major periods (20 mm)
 MIN_GLOBAL_CONFIDENCE = 4.0  # comb peak over median comb score for a grid to be there
 MIN_TILE_SNR = 6.0  # fundamental power over the tile's median spectral power
 MIN_TILES = 12  # fewer grid tiles: no frame
+TILE_SCALE_RANGE = (0.86, 1.16)  # a tile's 5-mm period is searched within these factors of the page's
+# (0.75-1.33 kept the far side of slanted photos, 0.82-1.22 too, but tiles then also locked onto the 4/5 and
+# 5/4 confusions of a 1-mm grid and slipped whole pages: rendered-photo bench p95 1.32 -> 2.35 mm)
+TILE_SCALE_STEPS = 7
+# Pages printed without a grid show a periodic pattern too (trace rows, beats, text): measured on 8 rendered
+# grid-less pages, global confidence 15-28 over 60-173 tiles; printed grids on rendered photos: confidence
+# 34-400 over 286-645 tiles (flat pages 500+). Below both limits together: no grid.
+WEAK_GRID_CONFIDENCE = 30.0
+WEAK_GRID_MAX_TILES = 200
 FLAT_MAX_DEV_MM = 1.5  # p95 departure of the map from a similarity below this: a flat page (0.75 let
 # dense 12x1 pages, flat scans, read 0.76-0.84 mm of spurious curl off their traces and be resampled)
 SCALE_TOLERANCE = 0.03  # |scale - 1| below this on a flat page: no resampling at all
 MESH_STEP_MM = 5.0
 SUBMULTIPLE_RATIO = 0.2  # power between the best comb's teeth (share of its own) that means a longer period
+FAMILY_PERIOD_SPREAD = 1.15  # the two families' 5-mm periods may differ by this factor (perspective)
+SUPERMULTIPLE_RATIO = 0.05  # below this (in a family, above the short comb's fundamental): a shorter one
 RELATIVE_TILE_SNR = 0.0  # a grid tile's strength, as a share of the page's 75th percentile tile
 LOW_RES_PX_PER_MM = 4.0  # below this (about 100 dpi) a page is only resized, never warped
 MIN_INLIER_SHARE = 0.4  # fewer grid tiles than this share on the fitted surface: scale only
@@ -71,7 +83,8 @@ LATTICE_PER_PERIOD = 5  # 1-mm lines per 5-mm period: tiles are placed on the 1-
 TRACE_CAP_PERCENTILE = 99.5
 NUM_PHASE_HARMONICS = 5  # harmonics of the 5-mm period that locate a tile's lines (the 5th: 1-mm lines)
 OUTLIER_MM = 1.0  # a tile farther than this from the fitted surface is not used
-SPLINE_SMOOTHING = 0.5  # thin-plate smoothing per tile (px^2 of the original image)
+SPLINE_SMOOTHING = 5.0  # thin-plate smoothing per tile (px^2 of the original image; 0.5 followed the pull of
+# traces on single tiles: rendered-photo bench median 0.27 -> 0.16 mm on its 13 hardest pages)
 
 
 @dataclass
@@ -152,7 +165,9 @@ class PageFrame:
 
     def describe(self) -> str:
         if self.method == "none":
-            return "page frame: no printed grid found, page used as given"
+            # the fallback chain's evidence (rectify_page adds the tilt's: see no_grid_note)
+            return "page frame: no printed grid found, page used at its own scale" + "".join(
+                f"; {n}" for n in self.notes)
         if self.method == "flat":
             return (f"page frame: flat page at {self.source_px_per_mm:.3f} px/mm, used as given "
                     f"({self.num_tiles} grid tiles)")
@@ -161,6 +176,21 @@ class PageFrame:
                     f"{self.px_per_mm:.3f} px/mm ({self.num_tiles} grid tiles)")
         return (f"page frame: {self.method} from {self.num_tiles} grid tiles, perspective {self.perspective_mm:.1f} mm,"
                 f" curl {self.curl_mm:.2f} mm, {self.source_px_per_mm:.2f} -> {self.px_per_mm:.3f} px/mm")
+
+
+def no_grid_note(tilt_method: str, angle_deg: float, num_name_pairs: int = 0) -> str:
+    """What a page without a usable grid was straightened by (the fallback chain: no grid -> lead names and
+    trace rows -> trace lines -> nothing), for the log. tilt_method: TiltEstimate.method; angle_deg: the tilt
+    removed (0: none was)."""
+    if tilt_method in ("names", "names+lines"):
+        src = f"lead names ({num_name_pairs} pairs)" + (" and trace lines" if tilt_method == "names+lines" else "")
+    elif tilt_method == "lines":
+        src = "trace/text lines (no lead names)"
+    else:
+        return "no names or lines to straighten by either: page used as given"
+    if angle_deg == 0.0:
+        return f"no tilt to correct by {src}: page used as given; scale left to the extractor (page size and rows)"
+    return f"tilt {angle_deg:.2f} deg from {src}; scale left to the extractor (page size and rows)"
 
 
 def identity_frame(shape_hw: tuple[int, int], method: str = "none", note: str | None = None) -> PageFrame:
@@ -249,7 +279,8 @@ def _comb_scores(power: np.ndarray, kx: np.ndarray, ky: np.ndarray, max_freq: fl
 
 def _between_teeth(power: np.ndarray, f0: float, angle: float, n: int, max_freq: float = 0.45) -> float:
     """Power at the teeth of the comb of period n / f0 that the comb of f0 lacks (k f0 / n, k not a
-    multiple of n), over the power at the f0 comb's own teeth, both less the level half-way between."""
+    multiple of n, above f0 where the spectrum has such teeth), over the power at the f0 comb's own teeth,
+    both less the level half-way between."""
     c, s = math.cos(angle), math.sin(angle)
     step = f0 / n
     ks = np.arange(1, int(max_freq / step) + 1)
@@ -260,11 +291,34 @@ def _between_teeth(power: np.ndarray, f0: float, angle: float, n: int, max_freq:
         return _spectrum_lookup(power, (f * c)[None], (f * s)[None])[0]
 
     on = at(ks * step) - 0.5 * (at((ks - 0.5) * step) + at((ks + 0.5) * step))
-    own = on[ks % n == 0]
-    other = on[ks % n != 0]
+    # only the teeth above f0 count where there are any: a page's trace rows (about 3 periods apart) and
+    # heart beats fill the teeth below f0 without any longer grid period, but their wiggly, irregular lines
+    # carry little power at the higher ones, where the teeth of a true longer period (its 1-mm lines among
+    # them) stay (measured: rendered photos read at 3x the 5-mm period without this); both sets are taken
+    # from the same band, so a blurred grid's falling harmonics do not tip the ratio
+    band = ks > n if np.any((ks > n) & (ks % n != 0)) and np.any((ks > n) & (ks % n == 0)) else ks > 0
+    own = on[band & (ks % n == 0)]
+    other = on[band & (ks % n != 0)]
     if own.size == 0 or other.size == 0:
         return 0.0
     return float(np.mean(np.maximum(other, 0.0)) / (np.mean(np.maximum(own, 0.0)) + 1e-12))
+
+
+def _shorter_period(power: np.ndarray, periods: np.ndarray, best: int, peaks: list[int], angles: list[float]
+                    ) -> int:
+    """Index of the true period when the comb of periods[best] is one at n times it (n = 3, 2): trace rows
+    about 15 mm apart and the beats fill the long comb's extra teeth at low frequencies, so it can outscore
+    the grid's own comb; but then, above the short period's fundamental, the long comb's extra teeth are
+    empty in at least one family (a real grid of the long period has its 1-mm lines there). peaks: each
+    family's own period index, angles: its direction."""
+    for n in (3, 2):
+        if periods[best] / n < periods[0] * 0.97:
+            continue
+        ratio = min(_between_teeth(power, n / periods[i], a, n) for i, a in zip(peaks, angles))
+        LOG.debug("global grid: period %.1f px over %d: between-teeth ratio %.3f", periods[best], n, ratio)
+        if ratio < SUPERMULTIPLE_RATIO:
+            return int(np.argmin(np.abs(np.log(periods / (periods[best] / n)))))
+    return best
 
 
 @dataclass
@@ -307,22 +361,33 @@ def find_global_grid(dark: np.ndarray, max_angle_deg: float = 20.0) -> GlobalGri
         scores.append(major / (major.max() + 1e-12) + minor / (minor.max() + 1e-12))
         ks.append((kx, ky))
     # the grid is square: the period is chosen by both families together (the clearer one leads), then
-    # each family takes its best period within 15 % of it (perspective makes them differ a little)
-    joint = scores[0].max(axis=1) / scores[0].max() + scores[1].max(axis=1) / scores[1].max()
+    # each family takes its best period within 15 % of it (perspective makes them differ a little). Each
+    # family's score is first spread over FAMILY_PERIOD_SPREAD (a strong perspective tilts the page away by
+    # 10-15 % more in one direction: summed at one period, the two true peaks missed each other and a trace
+    # period that both families showed weakly won)
+    steps = int(round(math.log(FAMILY_PERIOD_SPREAD) / math.log(periods[1] / periods[0])))
+    fam_best = [sc.max(axis=1) / sc.max() for sc in scores]
+    joint = sum(maximum_filter1d(fb, 2 * steps + 1, mode="nearest") for fb in fam_best)
     best = int(np.argmax(joint))
+    # each family's own peak near the joint choice: its period and direction
+    window = np.abs(np.arange(len(periods)) - best) <= steps
+    peaks = [int(np.argmax(np.where(window, fb, -np.inf))) for fb in fam_best]
+    best = max(peaks, key=lambda i: joint[i])
+    f0s = [1.0 / periods[i] for i in peaks]
+    ang = [np.arctan2(ks[f][1][i, int(np.argmax(scores[f][i]))], ks[f][0][i, int(np.argmax(scores[f][i]))])
+           for f, i in enumerate(peaks)]
     # a comb at a third or half of the true period sits on a subset of its teeth and can score as high:
     # when the spectrum also shows the teeth in between (k / (n p), k not a multiple of n), the true
     # period is n p (a major-only grid shows none there: its period stays)
-    ang = [np.arctan2(ks[f][1][best, int(np.argmax(scores[f][best]))], ks[f][0][best, int(np.argmax(scores[f][best]))])
-           for f in (0, 1)]
-    f0 = 1.0 / periods[best]
     for n in (5, 4, 3, 2):
         if n * periods[best] > periods[-1] * 1.03:
             continue
-        ratio = min(_between_teeth(power, f0, a, n) for a in ang)
+        ratio = min(_between_teeth(power, f0, a, n) for f0, a in zip(f0s, ang))
         if ratio > SUBMULTIPLE_RATIO:
             best = int(np.argmin(np.abs(np.log(periods / (n * periods[best])))))
             break
+    else:
+        best = _shorter_period(power, periods, best, peaks, ang)
     p_best = periods[best]
     near = np.abs(np.log(periods / p_best)) < 0.15
     out = []
@@ -369,7 +434,7 @@ def measure_tiles(dark: np.ndarray, glob: GlobalGrid, tile_px: int, stride_px: i
     snr_out = np.zeros((2, ny, nx))
     major_out = np.zeros((2, ny, nx))
     # candidate fundamentals around the global ones: scale and angle offsets
-    scales = np.geomspace(0.86, 1.16, 7)
+    scales = np.geomspace(TILE_SCALE_RANGE[0], TILE_SCALE_RANGE[1], int(TILE_SCALE_STEPS))
     dang = np.radians(np.linspace(-6.0, 6.0, 7))
     fine_s = np.geomspace(0.975, 1.025, 5)
     fine_a = np.radians(np.linspace(-0.75, 0.75, 5))
@@ -473,30 +538,38 @@ def unwrap_tiles(tiles: TileGrid, fam: int, ok: np.ndarray, lattice: int = 1, ma
 
 
 def _grow(tiles: TileGrid, fam: int, ok: np.ndarray, seed: tuple[int, int], lattice: int) -> np.ndarray:
+    """Grid coordinates of the tiles reached from seed. Quality-guided: of all links from a placed tile to an
+    unplaced neighbour, the one whose prediction (the pair's mean local frequency times their distance)
+    lands nearest a lattice position is taken first (a spanning tree of the most consistent links), so a
+    region is reached through a bad link (a trace or letter that pulled a tile's frequency, the page's edge)
+    only when no clean path leads there (growing in order of tile strength instead let one bad link slip a
+    whole half page by 5 mm: measured on rendered photos)."""
     ny, nx = ok.shape
     coord = np.full((ny, nx), np.nan)
-    snr = np.where(ok, tiles.snr[fam], -np.inf)
     frac = np.mod(tiles.phase[fam] / (2 * np.pi), 1.0 / lattice)
     max_mismatch = MAX_UNWRAP_MISMATCH / lattice
     coord[seed] = frac[seed]
-    heap = [(-float(snr[seed]), seed)]
-    done = np.zeros_like(ok)
-    while heap:
-        _, (i, j) = heapq.heappop(heap)
-        if done[i, j]:
-            continue
-        done[i, j] = True
+    heap: list[tuple[float, int, int, float]] = []
+
+    def push_links(i: int, j: int) -> None:
         for di, dj in ((1, 0), (-1, 0), (0, 1), (0, -1)):
             a, b = i + di, j + dj
-            if not (0 <= a < ny and 0 <= b < nx) or not ok[a, b] or done[a, b] or not np.isnan(coord[a, b]):
+            if not (0 <= a < ny and 0 <= b < nx) or not ok[a, b] or not np.isnan(coord[a, b]):
                 continue
             kmean = 0.5 * (tiles.k[fam, i, j] + tiles.k[fam, a, b])
             pred = coord[i, j] + float(kmean @ (tiles.centres[a, b] - tiles.centres[i, j]))
             value = frac[a, b] + round((pred - frac[a, b]) * lattice) / lattice
-            if abs(value - pred) > max_mismatch:
-                continue  # ambiguous: this neighbour may reach it with a clearer prediction
-            coord[a, b] = value
-            heapq.heappush(heap, (-float(snr[a, b]), (a, b)))
+            mismatch = abs(value - pred)
+            if mismatch <= max_mismatch:  # ambiguous otherwise: another neighbour may reach it more clearly
+                heapq.heappush(heap, (mismatch, a, b, value))
+
+    push_links(*seed)
+    while heap:
+        _, a, b, value = heapq.heappop(heap)
+        if not np.isnan(coord[a, b]):
+            continue
+        coord[a, b] = value
+        push_links(a, b)
     return coord
 
 
@@ -578,6 +651,11 @@ def _find(img: np.ndarray) -> PageFrame:
     if fit is None:
         return identity_frame((h0, w0), "none", "no consistent grid surface")
     hmat, spline, inl, uv_all, xy_all = fit
+    if glob.confidence < WEAK_GRID_CONFIDENCE and inl.sum() < WEAK_GRID_MAX_TILES:
+        # a faint periodic pattern over a small area: trace rows, beats and text of a page printed without
+        # a grid (warping by it bent such pages and resized them 1.1-2.3x)
+        return identity_frame((h0, w0), "none", f"weak periodic pattern (confidence {glob.confidence:.0f}, "
+                              f"{int(inl.sum())} tiles), not a printed grid")
     uv_in, xy_in = uv_all[inl], xy_all[inl]
     if inl.sum() < MIN_INLIER_SHARE * len(uv_all):
         # most grid tiles disagree with any smooth surface: trust only the grid's scale (a resize)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..geometry import Box, LeadNameBox, rotate_points
-from .frame import PageFrame, find_page_frame
+from .frame import PageFrame, find_page_frame, no_grid_note
 from .tilt import TiltEstimate, estimate_tilt, estimate_tilt_from_lines
 
 # Orientation evidence: the names I, II and III read the same upside down (and a sideways page shows
@@ -314,6 +314,8 @@ def rectify_page(image_rgb: np.ndarray, detector=None, max_angle_deg: float = 15
     # The canonical page (rectify/frame.py): perspective, curl and scale, measured on the page once its
     # rotation is gone (the line-based tilt is robust on any flat page; the grid fit is surest on an upright one)
     frame = find_page_frame(upright)
+    if frame.method == "none":  # the fallback chain: say which evidence straightened the page
+        frame.notes.append(no_grid_note(tilt.method if tilt.confidence > 0 else "none", angle, tilt.num_pairs))
     if not frame.is_identity:
         upright, boxes = frame.warp_image(upright), frame.boxes_to_canonical(boxes)
         reread = reread or (detector is not None and frame.method != "scale")
