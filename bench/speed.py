@@ -9,7 +9,8 @@ as run_model does.
 
 Stages are the digitizer's own functions, timed exclusively (a stage called inside another is not counted
 twice): load (decode the page files), reduce (early reduction of a large photo), turn (quarter turns),
-detector (lead-name detector passes), tilt, rotate, trim, frame_fit, frame_warp, segment, extract, other.
+detector (lead-name detector passes), names (their layout decoding), tilt, rotate, trim, frame_fit,
+frame_warp, segment, extract, other.
 
 Wall time is inflated when other processes share the CPUs: the line also gives the process CPU time (an upper
 bound of the wall time on an otherwise idle machine, since the digitizer never waits on anything but the CPU)
@@ -64,7 +65,7 @@ class StageClock:
 def patched(clock: StageClock):
     """Wrap the digitizer's stage functions where they are looked up; undone on exit."""
     from paperecg.pipeline import digitizer
-    from paperecg.rectify import frame, rectify
+    from paperecg.rectify import detector, frame, rectify
     from paperecg.segment import infer
 
     targets = [
@@ -73,7 +74,8 @@ def patched(clock: StageClock):
         (rectify, "read_turn", "detector"), (rectify, "estimate_tilt", "tilt"),
         (rectify, "estimate_tilt_from_lines", "tilt"), (rectify, "rotate_image", "rotate"),
         (rectify, "trim_fill_border", "trim"), (rectify, "find_page_frame", "frame_fit"),
-        (frame.PageFrame, "warp_image", "frame_warp"), (infer.Segmenter, "predict_work", "segment"),
+        (detector.LeadNameDetector, "name_boxes", "names"), (frame.PageFrame, "warp_image", "frame_warp"),
+        (infer.Segmenter, "predict_work", "segment"),
     ]
     for name in ("reduce_page_image", "decode_reduced"):  # optional helpers of newer versions
         if hasattr(rectify, name):

@@ -174,8 +174,14 @@ def orientation_evidence(raw_boxes: list[LeadNameBox]) -> float:
 @dataclass
 class TurnReading:
     quarter_turns: int  # np.rot90 turns of the page as given
-    boxes: list[LeadNameBox]  # the names to use (layout-decoded), in the turned page's pixels
+    raw: list[LeadNameBox]  # the detections, in the turned page's pixels (a test double's: its named boxes)
+    scores: np.ndarray | None  # every class's score per raw box; None where the detector gave no raw reading
     evidence: float  # orientation_evidence of the raw detections
+
+    def boxes(self, detector) -> list[LeadNameBox]:
+        """The names to use (layout-decoded). Decoded only for the reading that is used: the decoding costs
+        about as much as half a detector pass, and a page of uncertain turn is read four or eight times."""
+        return list(self.raw) if self.scores is None else detector.name_boxes(self.raw, self.scores)
 
 
 def read_turn(image_rgb: np.ndarray, detector, quarter_turns: int, box_scale: float = 1.0) -> TurnReading:
@@ -186,9 +192,9 @@ def read_turn(image_rgb: np.ndarray, detector, quarter_turns: int, box_scale: fl
     if hasattr(detector, "detect_raw") and hasattr(detector, "name_boxes"):
         raw, scores = detector.detect_raw(turned)
         raw = scale_boxes(raw, box_scale)  # before the layout decoding, which sees the page's own pixels
-        return TurnReading(quarter_turns, detector.name_boxes(raw, scores), orientation_evidence(raw))
+        return TurnReading(quarter_turns, raw, scores, orientation_evidence(raw))
     boxes = scale_boxes(detector.detect(turned), box_scale)
-    return TurnReading(quarter_turns, boxes, orientation_evidence(boxes))
+    return TurnReading(quarter_turns, boxes, None, orientation_evidence(boxes))
 
 
 def scale_boxes(boxes: list[LeadNameBox], factor: float) -> list[LeadNameBox]:
@@ -229,10 +235,10 @@ def find_orientation(image_rgb: np.ndarray, detector, box_scale: float = 1.0
     evidence wins (none does: the page is read as given, not confident). box_scale: as in read_turn."""
     as_given = read_turn(image_rgb, detector, 0, box_scale)
     if as_given.evidence >= MIN_UPRIGHT_EVIDENCE:
-        return 0, as_given.boxes, True
+        return 0, as_given.boxes(detector), True
     readings = [as_given] + [read_turn(image_rgb, detector, k, box_scale) for k in (1, 2, 3)]
     best, confident = choose_turn(readings)
-    return best.quarter_turns, best.boxes, confident
+    return best.quarter_turns, best.boxes(detector), confident
 
 
 def orient_page(image_rgb: np.ndarray, detector, max_angle_deg: float = 15.0
@@ -298,7 +304,7 @@ def rectify_page(image_rgb: np.ndarray, detector=None, max_angle_deg: float = 15
         upright, boxes = frame.warp_image(upright), frame.boxes_to_canonical(boxes)
         reread = reread or (detector is not None and frame.method != "scale")
     if reread:
-        boxes = read_turn(upright, detector, 0).boxes
+        boxes = read_turn(upright, detector, 0).boxes(detector)
     return RectifiedPage(upright, boxes, float(angle), int(quarter_turns), tilt, offset, confident,
                          orientation_note(quarter_turns, confident, detector is not None), frame,
                          input_scale)
