@@ -1,6 +1,6 @@
-"""The reductions that keep a big photo fast stay exact: a JPEG decoded at a reduced scale, the rectifier's early
+"""The shortcuts that keep a big photo fast stay exact: a JPEG decoded at a reduced scale, the rectifier's early
 area reduction, and the orientation passes on a copy at the detector's scale all map back onto the page's own
-pixel grid."""
+pixel grid; the networks with their batch norms folded give the same outputs."""
 import functools
 import os
 
@@ -141,3 +141,54 @@ def test_orientation_passes_read_a_copy_at_the_detector_scale_and_return_page_bo
     assert (k, confident, pre_deg) == (2, True, 0.0)
     assert seen and set(seen) == {detector.config.page_long_side_px}
     assert match_names(truth, boxes) >= 0.8 * len(truth)
+
+
+# --- batch norms folded for inference -------------------------------------------------------------------
+
+def test_segmenter_batch_norms_fold_into_convolutions_without_changing_the_map():
+    import torch
+
+    from paperecg.segment.infer import fuse_conv_bn
+    from paperecg.segment.model import ResUNetCBAM, SegmenterConfig
+
+    torch.manual_seed(0)
+    model = ResUNetCBAM(SegmenterConfig(base_channels=4, depth=3))
+    for m in model.modules():  # running statistics far from the identity, so that folding matters
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    model.eval()
+    x = torch.rand(1, model.config.in_channels // model.config.unshuffle ** 2, 64, 96)
+    with torch.inference_mode():
+        before = model(x)
+    folded = fuse_conv_bn(model)
+    assert folded > 0
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    with torch.inference_mode():
+        after = model(x)
+    assert torch.allclose(before, after, atol=1e-4)
+
+
+@pytest.mark.skipif(not os.path.isdir(SHIPPED_DETECTOR), reason="no shipped detector")
+def test_fused_detector_reads_the_same_names_and_cannot_be_saved(tmp_path):
+    import torch
+
+    torch.set_num_threads(1)
+    from paperecg.records.synthetic import synthetic_ecg
+    from paperecg.rectify.detector import LeadNameDetector
+    from paperecg.render.page import render_page
+
+    image = render_page(synthetic_ecg(250.0, 10.0, "NORM", 3, 12), 250.0, LEADS_12).image
+    plain = LeadNameDetector.load(SHIPPED_DETECTOR, fuse=False)
+    fused = LeadNameDetector.load(SHIPPED_DETECTOR)
+    assert fused.fused and not plain.fused
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.network.modules())
+    a, b = plain.detect_raw(image)[0], fused.detect_raw(image)[0]
+    assert [x.name for x in a] == [x.name for x in b] and len(a) >= 6
+    for x, y in zip(a, b):
+        assert abs(x.score - y.score) < 1e-3
+        assert max(abs(x.box.x0 - y.box.x0), abs(x.box.y1 - y.box.y1)) < 0.05
+    with pytest.raises(ValueError):
+        fused.save(tmp_path / "d")
