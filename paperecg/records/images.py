@@ -82,6 +82,8 @@ def to_rgb_uint8(image) -> np.ndarray:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"), dtype=np.uint8)
+    if mode == "RGB":  # (convert would copy a photo's 40 MB once more for nothing)
+        return np.asarray(image, dtype=np.uint8)
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
