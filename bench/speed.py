@@ -14,7 +14,9 @@ frame_warp, segment, extract, other.
 
 Wall time is inflated when other processes share the CPUs: the line also gives the process CPU time (an upper
 bound of the wall time on an otherwise idle machine, since the digitizer never waits on anything but the CPU)
-and the 1-minute load average measured at the end, so a reader can judge the contention.
+and the 1-minute load average measured at the end, so a reader can judge the contention. With 2 torch threads
+on a shared machine, OpenMP's default spin-waiting makes the network passes 3-10x slower (12.9-MP photo at
+load ~2.5: 7.9 s); OMP_WAIT_POLICY=PASSIVE avoids it (2.3 s).
 Last line: one JSON object.
 """
 from __future__ import annotations
