@@ -233,8 +233,10 @@ def test_a_sideways_sheet_on_a_table_comes_back_upright_with_names_in_place(dete
     table = np.zeros((h + 1400, w + 1800, 3), np.uint8)
     table[...] = (110, 75, 45)
     table[700:700 + h, 900:900 + w] = image
-    k, boxes, confident = find_orientation(turn_quarters(table, 1), detector)
-    assert k == 3 and confident
+    from paperecg.rectify.rectify import orient_page
+
+    k, boxes, confident, pre_deg = orient_page(turn_quarters(table, 1), detector)
+    assert k == 3 and confident and pre_deg == 0.0
     # the boxes in the pixels of the photo turned back (the table as laid out), not of the crop
     moved = [LeadNameBox(b.name, Box(b.box.x0 + 900, b.box.y0 + 700, b.box.x1 + 900, b.box.y1 + 700), b.score)
              for b in truth]

@@ -131,12 +131,25 @@ def trim_fill_border(image_rgb: np.ndarray, fill_rgb: tuple[int, int, int], tole
                      ) -> tuple[np.ndarray, tuple[int, int]]:
     """The image without the rows and columns at its edges that are all fill colour; (image, (x0, y0) of the
     kept part). An image that is all fill comes back whole."""
-    far = (np.abs(image_rgb.astype(np.int16) - np.array(fill_rgb, np.int16)).max(axis=2) > tolerance)
+    far = _far_from_colour(image_rgb, fill_rgb, tolerance)
     rows, cols = np.nonzero(far.any(axis=1))[0], np.nonzero(far.any(axis=0))[0]
     if len(rows) == 0 or len(cols) == 0:
         return image_rgb, (0, 0)
     y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
     return np.ascontiguousarray(image_rgb[y0:y1, x0:x1]), (x0, y0)
+
+
+def _far_from_colour(image_rgb: np.ndarray, rgb: tuple[int, int, int], tolerance: int) -> np.ndarray:
+    """bool (H, W): some channel differs from `rgb` by more than tolerance. Channel by channel in uint8 (an
+    int16 copy of a large photo and a reduction over its last axis of 3 cost a quarter of a second)."""
+    import cv2
+
+    img = np.asarray(image_rgb)
+    far = np.zeros(img.shape[:2], bool)
+    for c in range(3):
+        diff = cv2.absdiff(np.ascontiguousarray(img[..., c]), np.full(img.shape[:2], int(rgb[c]), np.uint8))
+        far |= diff > tolerance
+    return far
 
 
 def reduce_large_input(image_rgb: np.ndarray, max_side_px: int = MAX_INPUT_SIDE_PX) -> tuple[np.ndarray, float]:
@@ -168,9 +181,14 @@ def orientation_evidence(raw_boxes: list[LeadNameBox]) -> float:
 @dataclass
 class TurnReading:
     quarter_turns: int  # np.rot90 turns of the page as given
-    boxes: list[LeadNameBox]  # the names to use (layout-decoded), in the turned page's pixels
+    raw: list[LeadNameBox]  # the detections, in the turned page's pixels (a test double's: its named boxes)
+    scores: np.ndarray | None  # every class's score per raw box; None where the detector gave no raw reading
     evidence: float  # orientation_evidence of the raw detections
 
+    def boxes(self, detector) -> list[LeadNameBox]:
+        """The names to use (layout-decoded). Decoded only for the reading that is used: the decoding costs
+        about as much as half a detector pass, and a page of uncertain turn is read four or eight times."""
+        return list(self.raw) if self.scores is None else detector.name_boxes(self.raw, self.scores)
 
 def paper_box(image_rgb: np.ndarray, long_side_px: int = 400) -> tuple[int, int, int, int] | None:
     """(x, y, w, h) of the sheet of paper in a photo: the largest bright, weakly coloured region (closed over
@@ -217,15 +235,37 @@ def shift_boxes(boxes: list[LeadNameBox], dx: float, dy: float) -> list[LeadName
             for b in boxes]
 
 
-def read_turn(image_rgb: np.ndarray, detector, quarter_turns: int) -> TurnReading:
+def read_turn(image_rgb: np.ndarray, detector, quarter_turns: int, box_scale: float = 1.0) -> TurnReading:
     """One detector pass over the page turned by quarter_turns. Detectors without a raw reading (test
-    doubles) are judged by their named boxes."""
+    doubles) are judged by their named boxes. box_scale: page px per px of image_rgb (a detection copy,
+    see detection_copy); the boxes come back in the page's pixels."""
     turned = turn_quarters(image_rgb, quarter_turns)
     if hasattr(detector, "detect_raw") and hasattr(detector, "name_boxes"):
         raw, scores = detector.detect_raw(turned)
-        return TurnReading(quarter_turns, detector.name_boxes(raw, scores), orientation_evidence(raw))
-    boxes = detector.detect(turned)
-    return TurnReading(quarter_turns, boxes, orientation_evidence(boxes))
+        raw = scale_boxes(raw, box_scale)  # before the layout decoding, which sees the page's own pixels
+        return TurnReading(quarter_turns, raw, scores, orientation_evidence(raw))
+    boxes = scale_boxes(detector.detect(turned), box_scale)
+    return TurnReading(quarter_turns, boxes, None, orientation_evidence(boxes))
+
+
+def scale_boxes(boxes: list[LeadNameBox], factor: float) -> list[LeadNameBox]:
+    """Boxes of an image resized by 1/factor -> boxes of the image (edges scale with the image)."""
+    if factor == 1.0:
+        return list(boxes)
+    return [LeadNameBox(b.name, Box(b.box.x0 * factor, b.box.y0 * factor, b.box.x1 * factor, b.box.y1 * factor),
+                        b.score) for b in boxes]
+
+
+def detection_copy(image_rgb: np.ndarray, detector) -> tuple[np.ndarray, float]:
+    """(the page reduced to the detector's own scale, page px per copy px). The detector reduces every page
+    to its `page_long_side_px` before it looks; reducing once here, as it would (same size, same area
+    averaging), lets the orientation passes turn and tilt a 1-MP copy instead of a photo of several MP,
+    and gives the first pass the very pixels it saw before. Detectors without that setting get the page."""
+    long_side = getattr(getattr(detector, "config", None), "page_long_side_px", None)
+    if not long_side:
+        return image_rgb, 1.0
+    small, scale = reduce_large_input(image_rgb, int(long_side))
+    return small, 1.0 / scale
 
 
 def choose_turn(readings: list[TurnReading]) -> tuple[TurnReading, bool]:
@@ -239,22 +279,17 @@ def choose_turn(readings: list[TurnReading]) -> tuple[TurnReading, bool]:
     return (best, True) if confident else (readings[0], False)
 
 
-def find_orientation(image_rgb: np.ndarray, detector) -> tuple[int, list[LeadNameBox], bool]:
+def find_orientation(image_rgb: np.ndarray, detector, box_scale: float = 1.0
+                     ) -> tuple[int, list[LeadNameBox], bool]:
     """(quarter turns, detections on the turned page, confident). One detector pass when the page as given
     shows enough orientation evidence; otherwise all four turns are read and the one with clearly most
-    evidence wins (none does: the page is read as given, not confident). A photo of a sheet lying on a table
-    is read cropped to the sheet (paper_box); the boxes come back in the whole turned image's pixels."""
-    box = paper_box(image_rgb)
-    view = image_rgb if box is None else image_rgb[box[1]:box[1] + box[3], box[0]:box[0] + box[2]]
-    as_given = read_turn(view, detector, 0)
+    evidence wins (none does: the page is read as given, not confident). box_scale: as in read_turn."""
+    as_given = read_turn(image_rgb, detector, 0, box_scale)
     if as_given.evidence >= MIN_UPRIGHT_EVIDENCE:
-        best, confident = as_given, True
-    else:
-        best, confident = choose_turn([as_given] + [read_turn(view, detector, k) for k in (1, 2, 3)])
-    boxes = best.boxes
-    if box is not None:
-        boxes = shift_boxes(boxes, *turned_crop_origin(box, image_rgb.shape[:2], best.quarter_turns))
-    return best.quarter_turns, boxes, confident
+        return 0, as_given.boxes(detector), True
+    readings = [as_given] + [read_turn(image_rgb, detector, k, box_scale) for k in (1, 2, 3)]
+    best, confident = choose_turn(readings)
+    return best.quarter_turns, best.boxes(detector), confident
 
 
 def orient_page(image_rgb: np.ndarray, detector, max_angle_deg: float = 15.0
@@ -262,14 +297,24 @@ def orient_page(image_rgb: np.ndarray, detector, max_angle_deg: float = 15.0
     """find_orientation, and for a page it leaves uncertain, once more on the page with its line tilt removed:
     (quarter turns, boxes, confident, pre-tilt deg). The boxes are in the frame of the page turned by the
     quarter turns and then by -pre-tilt (rotate_image); pre-tilt is 0 unless that second reading was needed
-    and confident."""
-    quarter_turns, boxes, confident = find_orientation(image_rgb, detector)
+    and confident. The detector reads a copy at its own scale (detection_copy); boxes are in page pixels. A
+    photo of a sheet lying on a table is read cropped to the sheet (paper_box), so that the names reach the
+    detector at the size it learned; its boxes are shifted back into the whole turned page."""
+    sheet = paper_box(image_rgb)
+    view = image_rgb if sheet is None else image_rgb[sheet[1]:sheet[1] + sheet[3], sheet[0]:sheet[0] + sheet[2]]
+    small, box_scale = detection_copy(view, detector)
+    quarter_turns, boxes, confident = find_orientation(small, detector, box_scale)
+    if sheet is not None:
+        boxes = shift_boxes(boxes, *turned_crop_origin(sheet, image_rgb.shape[:2], quarter_turns))
     if confident:
         return quarter_turns, boxes, True, 0.0
     lines = estimate_tilt_from_lines(image_rgb, max_angle_deg)
     if lines.confidence <= 0 or abs(lines.angle_deg) < MIN_PRETILT_DEG:
         return quarter_turns, boxes, False, 0.0
-    k, turned_boxes, sure = find_orientation(rotate_image(image_rgb, -lines.angle_deg), detector)
+    if sheet is not None:  # the second reading turns the whole page about its centre
+        small, box_scale = detection_copy(image_rgb, detector)
+    # (a turn about the centre commutes with the area reduction: the copy's centre is the page's centre)
+    k, turned_boxes, sure = find_orientation(rotate_image(small, -lines.angle_deg), detector, box_scale)
     if not sure:
         return quarter_turns, boxes, False, 0.0
     return k, turned_boxes, True, float(lines.angle_deg)
@@ -320,7 +365,7 @@ def rectify_page(image_rgb: np.ndarray, detector=None, max_angle_deg: float = 15
         upright, boxes = frame.warp_image(upright), frame.boxes_to_canonical(boxes)
         reread = reread or (detector is not None and frame.method != "scale")
     if reread:
-        boxes = read_turn(upright, detector, 0).boxes
+        boxes = read_turn(upright, detector, 0).boxes(detector)
     return RectifiedPage(upright, boxes, float(angle), int(quarter_turns), tilt, offset, confident,
                          orientation_note(quarter_turns, confident, detector is not None), frame,
                          input_scale)

@@ -66,8 +66,9 @@ def page_to_work(image: np.ndarray, work_hw: tuple[int, int], flatten: bool = Fa
     planes = [flatten_illumination(gray) if flatten else gray]
     if chroma:
         if image.ndim == 3 and image.shape[2] >= 3:
-            rgb = image[:, :, :3]
-            c = (rgb.max(axis=2) - rgb.min(axis=2)).astype(np.uint8)
+            r, g, b = image[:, :, 0], image[:, :, 1], image[:, :, 2]
+            # channel-wise (numpy's max/min over a last axis of 3 are slow on a page: a fifth of a second)
+            c = (np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)).astype(np.uint8)
             planes.append(resize_gray(c, shape))
         else:
             planes.append(np.zeros(shape, np.uint8))
