@@ -259,3 +259,28 @@ def test_off_paper_mask_finds_border_wedges_but_not_ink():
     assert not mask[120, 320]  # dark but not reaching the border
     assert not mask[303, 100:590].any()  # thick ink touching the border is still ink
     assert not off_paper_mask(np.full((50, 50, 3), 200, np.uint8), px_per_mm=8.0).any()
+
+
+def test_a_fit_running_off_past_the_ink_beside_a_gap_keeps_the_centre_path(monkeypatch):
+    """The polyline fit follows the trace's slope; beside a gap it can run on along it far from any ink (real
+    photos: flat columns read up to 1 mV high next to a gap, drawn as spikes). Such a sample keeps the plain
+    centre path; fitted samples within the ink are kept as fitted."""
+    import paperecg.extract.core as core
+    from paperecg.geometry import PageGeometry
+
+    n = 100
+    top = np.full(n, 99.0)
+    bot = np.full(n, 101.0)
+    top[50:60] = bot[50:60] = np.nan  # a gap in the trace
+    rt = core.RowTrace(centre_y=100.0, baseline_y=100.0, x_first=0.0, x_last=99.0, top=top, bot=bot, col0=0,
+                       shared=np.zeros(n, bool), w_top=np.ones(n), w_bot=np.ones(n))
+    fitted = np.full(n, 100.4)
+    fitted[46:50] = [96.0, 90.0, 80.0, 60.0]  # the fit climbing away into the gap
+
+    monkeypatch.setattr(core, "_fit_row", lambda *a, **k: (np.arange(n), fitted.copy(), 0.0))
+    geometry = PageGeometry(8.0, 8.0)
+    mv = core._row_samples(rt, 1.0, n, 2.0, geometry, refine=True, pen_width_px=2.0)
+    y = rt.baseline_y - mv * geometry.px_per_mv
+    assert np.all(np.abs(y[40:50] - 100.0) < 5.0)  # no spike: within half a millimetre of the columns' ink
+    assert np.allclose(y[10:40], 100.4)  # fitted values inside the ink stand
+    assert np.isnan(y[51:59]).all()  # the gap stays a gap

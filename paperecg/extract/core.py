@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import warnings
+
 import numpy as np
 
 from ..geometry import LeadNameBox, PageGeometry
@@ -790,6 +792,19 @@ def _nearest_layout(num_rows: int) -> str:
     return min(LAYOUTS, key=lambda k: (abs(LAYOUTS[k].num_rows - num_rows), k != "3x4+1"))
 
 
+def column_envelope(rt: RowTrace, x: np.ndarray, margin_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """(lowest top, highest bottom) of the row's ink in the two columns each x lies between, widened by
+    margin_px; NaN where neither column holds ink."""
+    n = rt.top.size
+    c0 = np.clip(np.floor(np.asarray(x, dtype=np.float64)).astype(np.int64) - rt.col0, 0, n - 1)
+    c1 = np.minimum(c0 + 1, n - 1)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pairs: NaN, as documented
+        lo = np.nanmin(np.stack([rt.top[c0], rt.top[c1]]), axis=0) - margin_px
+        hi = np.nanmax(np.stack([rt.bot[c0], rt.bot[c1]]), axis=0) + margin_px
+    return lo, hi
+
+
 def _row_samples(rt: RowTrace, px_per_sample: float, num_samples: int, width_px: float,
                  geometry: PageGeometry, refine: bool = True, pen_width_px: float | None = None) -> np.ndarray:
     """mV of every record sample on this row's time axis (NaN off the trace)."""
@@ -802,7 +817,13 @@ def _row_samples(rt: RowTrace, px_per_sample: float, num_samples: int, width_px:
     if refine:
         idx, yfit, _ = _fit_row(rt, rt.x_first, px_per_sample, num_samples, width_px, 8, pen_width_px)
         if yfit.size:
-            y[idx] = np.where(np.isfinite(y[idx]), yfit, np.nan)
+            # the fit follows the trace's slope; at the edge of a gap it can run on along that slope far past
+            # any ink (real photos: flat columns read up to 1 mV high beside a gap, drawn as spikes). A fitted
+            # sample more than half a millimetre outside the ink of the columns it lies between keeps the plain
+            # centre path (a QRS tip the map lost may rightly be fitted a little beyond its ink)
+            lo, hi = column_envelope(rt, sample_x[idx], margin_px=0.5 * geometry.px_per_mm_y)
+            inside = (yfit >= lo) & (yfit <= hi)
+            y[idx] = np.where(np.isfinite(y[idx]), np.where(inside, yfit, y[idx]), np.nan)
     if rt.pulse is not None and np.isfinite(rt.pulse.baseline_y):
         rt.baseline_y = rt.pulse.baseline_y
     else:
