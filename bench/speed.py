@@ -99,10 +99,11 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=3, help="timed reads after the warm-up (median reported)")
     a = p.parse_args(argv)
 
-    import torch
-
+    # paperecg first: it sets OMP_WAIT_POLICY, which OpenMP reads when torch loads (as run_model.py's order has it)
     from paperecg.pipeline.digitizer import Digitizer
     from paperecg.records.io import image_paths, load_header_info
+
+    import torch
 
     threads = int(os.environ.get("PAPERECG_THREADS", "2"))
     torch.set_num_threads(threads)
