@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import math
 import warnings
 
 import numpy as np
@@ -805,6 +806,18 @@ def column_envelope(rt: RowTrace, x: np.ndarray, margin_px: float) -> tuple[np.n
     return lo, hi
 
 
+def near_gap(rt: RowTrace, x: np.ndarray, reach_px: float) -> np.ndarray:
+    """bool per x: a column of the row without ink lies within reach_px (inside the row's extent)."""
+    gap = ~np.isfinite(rt.top)
+    if not gap.any():
+        return np.zeros(np.shape(x), dtype=bool)
+    k = max(1, int(math.ceil(reach_px)))
+    padded = np.concatenate([np.zeros(k, bool), gap, np.zeros(k, bool)])
+    window = np.convolve(padded.astype(np.int64), np.ones(2 * k + 1, np.int64), mode="same")[k:k + gap.size] > 0
+    c = np.clip(np.round(np.asarray(x, dtype=np.float64)).astype(np.int64) - rt.col0, 0, gap.size - 1)
+    return window[c]
+
+
 def _row_samples(rt: RowTrace, px_per_sample: float, num_samples: int, width_px: float,
                  geometry: PageGeometry, refine: bool = True, pen_width_px: float | None = None) -> np.ndarray:
     """mV of every record sample on this row's time axis (NaN off the trace)."""
@@ -818,11 +831,13 @@ def _row_samples(rt: RowTrace, px_per_sample: float, num_samples: int, width_px:
         idx, yfit, _ = _fit_row(rt, rt.x_first, px_per_sample, num_samples, width_px, 8, pen_width_px)
         if yfit.size:
             # the fit follows the trace's slope; at the edge of a gap it can run on along that slope far past
-            # any ink (real photos: flat columns read up to 1 mV high beside a gap, drawn as spikes). A fitted
-            # sample more than half a millimetre outside the ink of the columns it lies between keeps the plain
-            # centre path (a QRS tip the map lost may rightly be fitted a little beyond its ink)
-            lo, hi = column_envelope(rt, sample_x[idx], margin_px=0.5 * geometry.px_per_mm_y)
-            inside = (yfit >= lo) & (yfit <= hi)
+            # any ink (real photos: flat columns read up to 1 mV high beside a gap, drawn as spikes). Within
+            # half a millimetre of a gap, a fitted sample more than half a millimetre outside the ink of the
+            # columns it lies between keeps the plain centre path (elsewhere a QRS tip the map lost may rightly
+            # be fitted beyond its ink)
+            half_mm = 0.5 * geometry.px_per_mm_y
+            lo, hi = column_envelope(rt, sample_x[idx], margin_px=half_mm)
+            inside = (yfit >= lo) & (yfit <= hi) | ~near_gap(rt, sample_x[idx], half_mm)
             y[idx] = np.where(np.isfinite(y[idx]), np.where(inside, yfit, y[idx]), np.nan)
     if rt.pulse is not None and np.isfinite(rt.pulse.baseline_y):
         rt.baseline_y = rt.pulse.baseline_y
