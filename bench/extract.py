@@ -42,6 +42,24 @@ def _json_beside(image_path: str) -> str | None:
     return path if os.path.isfile(path) else None
 
 
+def eik_pages(folder: str, desc: str, skip: int = 0, limit: int | None = None):
+    """(record path relative to folder, header info, page, JSON path) of every record in `folder` whose first
+    image has the generator's JSON beside it, with a progress bar on stderr."""
+    from tqdm import tqdm
+
+    from paperecg.records.io import image_paths
+    from paperecg.render.eik import load_eik_page
+
+    records = find_records(folder)[skip:]
+    for rel in tqdm(records[:limit or None], desc=desc, unit="page", file=sys.stderr):
+        record = os.path.join(folder, rel)
+        info = load_header_info(record)
+        images = [p for p in image_paths(record, info) if _json_beside(p)]
+        if images:
+            json_path = _json_beside(images[0])
+            yield rel, info, load_eik_page(images[0], json_path, fit_baselines=False), json_path
+
+
 def upright(image: np.ndarray, trace_map: np.ndarray, boxes):
     """Page, oracle map and boxes turned upright by the pipeline's own tilt estimate (as run_model does before
     segmenting), so turned pages (ECG-Image-Kit's `rotate`) measure the extractor, not the tilt."""
@@ -58,30 +76,18 @@ def upright(image: np.ndarray, trace_map: np.ndarray, boxes):
 
 def run_eik(folder: str, out_dir: str, use_boxes: bool, soft: bool, limit: int | None, skip: int = 0) -> dict:
     """Extract every ECG-Image-Kit page in `folder`, write outputs to out_dir, score them."""
-    from tqdm import tqdm
-
-    from paperecg.records.io import image_paths
-    from paperecg.render.eik import load_eik_page
     from paperecg.score.evaluate import evaluate_folders
 
-    records = find_records(folder)[skip:]
-    if limit:
-        records = records[:limit]
     scale_err, seconds = [], []
     done = []
-    for rel in tqdm(records, desc="eik pages", unit="page", file=sys.stderr):
+    for rel, info, page, json_path in eik_pages(folder, "eik pages", skip, limit):
         record = os.path.join(folder, rel)
-        info = load_header_info(record)
-        images = [p for p in image_paths(record, info) if _json_beside(p)]
-        if not images:
-            continue
-        page = load_eik_page(images[0], _json_beside(images[0]), fit_baselines=False)
         trace_map = (page.trace_alpha.astype(np.float32) / 255.0) if soft else page.trace_mask.astype(np.float32)
         t0 = time.perf_counter()
         image, trace_map, boxes = upright(page.image, trace_map, page.lead_name_boxes() if use_boxes else None)
         ex = extract_signal(trace_map, image, info.fs_hz, info.num_samples, info.lead_names, boxes)
         seconds.append(time.perf_counter() - t0)
-        with open(_json_beside(images[0])) as f:
+        with open(json_path) as f:
             meta = json.load(f)
         truth_x, truth_y = float(meta["x_grid"]) / 5.0, float(meta["y_grid"]) / 5.0
         scale_err.append(max(abs(ex.geometry.px_per_mm_x / truth_x - 1), abs(ex.geometry.px_per_mm_y / truth_y - 1)))

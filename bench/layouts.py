@@ -75,22 +75,10 @@ def _detector_boxes(image, model: str):
 
 
 def run_eik(folder: str, names: str, limit: int | None, model: str) -> tuple[list, dict]:
-    from tqdm import tqdm
-
-    from paperecg.records.io import find_records, load_header_info
-    from paperecg.render.eik import load_eik_page
-    from bench.extract import _json_beside, upright
+    from bench.extract import eik_pages, upright
 
     results, per_layout = [], {}
-    from paperecg.records.io import image_paths
-
-    for rel in tqdm(find_records(folder)[:limit or None], desc="pages", unit="page", file=sys.stderr):
-        record = os.path.join(folder, rel)
-        info = load_header_info(record)
-        images = [p for p in image_paths(record, info) if _json_beside(p)]
-        if not images:
-            continue
-        page = load_eik_page(images[0], _json_beside(images[0]), fit_baselines=False)
+    for rel, info, page, _json in eik_pages(folder, "pages", limit=limit):
         boxes = page.lead_name_boxes() if names == "json" else None
         image, tmap, boxes = upright(page.image, page.trace_mask.astype(np.float32), boxes)
         if names == "detector":
