@@ -113,21 +113,24 @@ def _worker_init() -> None:
 
 
 def yolo_train_args(data_yaml: str, config: DetectorConfig, project: Path, hours: float, device: str,
-                    batch: int, seed: int, resume: bool, workers: int | None = None) -> dict:
+                    batch: int, seed: int, resume: bool, workers: int | None = None, fine_tune: bool = False,
+                    lr0: float = 0.002) -> dict:
     """ultralytics arguments: offline, CPU-friendly, and no augmentation that would change text
     (no left-right flips, no mosaic shrinking, rotations come from our renders, not from ultralytics).
     workers: data-loader processes (default 0 on the CPU, 4 on a GPU). AMP is asked for everywhere;
-    ultralytics turns it off off CUDA (yolo.offline_check_amp decides on CUDA without a download)."""
+    ultralytics turns it off off CUDA (yolo.offline_check_amp decides on CUDA without a download).
+    fine_tune: the model passed to ultralytics already holds weights (--init-from) and training starts
+    from them (ultralytics' `pretrained=True` seeds from the loaded model; False would rebuild it)."""
     cpu = device == "cpu"
     workers = (0 if cpu else 4) if workers is None else workers
     return dict(data=data_yaml, imgsz=config.crop_px, epochs=1000, time=hours, batch=batch, device=device,
                 workers=workers, amp=True, project=str(project.resolve()), name="train", exist_ok=True,
                 plots=False, mosaic=0.0, close_mosaic=0, fliplr=0.0, flipud=0.0, degrees=0.0, shear=0.0,
                 perspective=0.0, scale=0.1, translate=0.05, hsv_h=0.015, hsv_s=0.5, hsv_v=0.3, patience=1000,
-                pretrained=False, verbose=False, seed=seed, deterministic=False, val=True, save=True,
+                pretrained=fine_tune, verbose=False, seed=seed, deterministic=False, val=True, save=True,
                 cache=False, resume=resume,
                 # short CPU budgets give a few epochs only: a brisk fixed optimiser and a short warm-up
-                optimizer="AdamW", lr0=0.002, warmup_epochs=0.3)
+                optimizer="AdamW", lr0=lr0, warmup_epochs=0.3)
 
 
 def best_validation(results_csv: Path) -> dict:
@@ -150,8 +153,11 @@ def train_detector(records: list[str], out_dir: str, minutes: float, eik_pages: 
                    config: DetectorConfig | None = None, seed: int = 0, render_share: float = 0.2,
                    max_pages_per_record: int = 4, crops_per_page: int = 8, batch: int | None = None,
                    device: str | None = None, resume: bool = False, keep_work: bool = False,
-                   log=print) -> LeadNameDetector:
-    """Render, train for the rest of the budget, export config.json + safetensors to out_dir."""
+                   init_from: str | None = None, lr0: float | None = None, log=print) -> LeadNameDetector:
+    """Render, train for the rest of the budget, export config.json + safetensors to out_dir.
+    init_from: a saved detector folder to start from (a fine-tune on new pages; its class names and
+    network yaml must match `config`); lr0: the optimiser's first learning rate (default 0.002 from
+    scratch, 0.0007 for a fine-tune)."""
     t0 = time.time()
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -189,8 +195,16 @@ def train_detector(records: list[str], out_dir: str, minutes: float, eik_pages: 
         model.train(resume=True)
     else:
         model = YOLO(config.model_yaml)
+        if init_from:
+            base = LeadNameDetector.load(init_from, fuse=False)
+            if (tuple(base.config.class_names) != tuple(config.class_names)
+                    or base.config.model_yaml != config.model_yaml):
+                raise ValueError(f"--init-from {init_from}: its classes or network differ from this training's")
+            model.load(base.network)
+            log(f"starting from the weights in {init_from}")
+        lr0 = lr0 if lr0 is not None else (0.0007 if init_from else 0.002)
         model.train(**yolo_train_args(data_yaml, config, work / "runs", hours, device, batch, seed, False,
-                                      workers=yolo_workers))
+                                      workers=yolo_workers, fine_tune=bool(init_from), lr0=lr0))
     restore_threads(num_threads)
     # the trained network (best checkpoint) -> our own plain module + safetensors
     net = build_network(config, settings_dir)
@@ -247,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default=None, help="cpu / cuda / cuda:N (default: hardware profile)")
     ap.add_argument("--resume", action="store_true", help="continue a cut-off data build / training run")
     ap.add_argument("--keep-work", action="store_true", help="keep the rendered crops and ultralytics run")
+    ap.add_argument("--init-from", default=None, help="a detector folder to fine-tune (e.g. model/detector)")
+    ap.add_argument("--lr", type=float, default=None, help="first learning rate (default 0.002, 0.0007 with "
+                    "--init-from)")
     args = ap.parse_args(argv)
     minutes = args.minutes if args.minutes is not None else select_profile().detector_minutes
     records, eik = find_training_sources(args.data, args.folds)
@@ -256,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     config = DetectorConfig(page_long_side_px=args.long_side, crop_px=args.crop)
     train_detector(records, args.out, minutes, eik, config, seed=args.seed, render_share=args.render_share,
                    max_pages_per_record=args.pages_per_record, crops_per_page=args.crops_per_page,
-                   batch=args.batch, device=args.device, resume=args.resume, keep_work=args.keep_work)
+                   batch=args.batch, device=args.device, resume=args.resume, keep_work=args.keep_work,
+                   init_from=args.init_from, lr0=args.lr)
     print(json.dumps({"out": args.out, "minutes": minutes}), flush=True)
     return 0
 
