@@ -162,6 +162,36 @@ def test_tiny_offline_training_saves_loadable_detector(tmp_path, record_factory,
         assert f.name in LEADS and 0 <= f.score <= 1
 
 
+def test_fine_tune_starts_from_the_given_detector(tmp_path, record_factory, no_network):
+    """--init-from: training seeds from the saved weights (with a vanishing learning rate the convolutions
+    stay the base detector's, to ultralytics' fp16 checkpoint rounding; ultralytics would otherwise rebuild a
+    fresh network from its yaml, whose random weights differ by ~0.1)."""
+    import torch
+
+    from paperecg.rectify.detector import DetectorConfig, LeadNameDetector
+    from paperecg.rectify.train import train_detector
+
+    records = [record_factory(name=f"0000{i}_lr", seed=i) for i in range(3)]
+    cfg = DetectorConfig(page_long_side_px=256, crop_px=96)
+    torch.manual_seed(123)
+    base = LeadNameDetector.create(cfg)
+    base.save(tmp_path / "base")
+    tuned = train_detector(records, str(tmp_path / "tuned"), minutes=0.3, config=cfg, max_pages_per_record=1,
+                           crops_per_page=2, batch=4, device="cpu", init_from=str(tmp_path / "base"),
+                           lr0=1e-12, log=lambda *a: None)
+    torch.set_num_threads(1)
+    before, after = base.network.state_dict(), tuned.network.state_dict()
+    conv = [k for k in before if k.endswith("conv.weight")]
+    assert len(conv) > 20
+    for k in conv:
+        assert torch.allclose(before[k], after[k], rtol=2e-3, atol=1e-4), k
+    with pytest.raises(ValueError, match="init-from"):
+        train_detector(records, str(tmp_path / "bad"), minutes=0.3,
+                       config=DetectorConfig(page_long_side_px=256, crop_px=96, class_names=("I", "II")),
+                       max_pages_per_record=1, crops_per_page=2, batch=4, device="cpu",
+                       init_from=str(tmp_path / "base"), log=lambda *a: None)
+
+
 def test_best_validation_reads_the_best_epoch(tmp_path):
     from paperecg.rectify.train import best_validation
 
