@@ -1,6 +1,8 @@
 """Speed of the digitizer on one record: seconds per record, per stage, and peak memory.
 
     PAPERECG_THREADS=2 python bench/speed.py RECORD [--model model] [--repeat 3]
+    python bench/speed.py --make-photo DIR        # writes DIR/big: a 12.9-MP phone photo of a printed page
+
 
 RECORD is a challenge-format record path without extension (its header names the page images). The digitizer
 (`Digitizer.load(model)`, CPU) reads the record once to warm up (lazy imports, first-call allocations), then
@@ -92,12 +94,55 @@ def patched(clock: StageClock):
             setattr(obj, attr, fn)
 
 
+BIG_PHOTO_PX = (4000, 3216)  # width, height: a 12.9-MP phone photo, the issue's size case
+
+
+def make_big_photo(folder: str, seed: int = 0) -> str:
+    """A challenge-format record `folder/big`: a synthetic 500-Hz record printed as a 3x4 page at 400 dpi
+    and photographed on a table (render/photo.py), fitted into BIG_PHOTO_PX and saved as a JPEG (quality 92),
+    with a header as the hidden set writes it. Deterministic for a seed; returns the record path."""
+    import cv2
+    from PIL import Image
+
+    from paperecg.records.synthetic import synthetic_ecg
+    from paperecg.render.page import random_style, render_page
+    from paperecg.render.photo import photograph_page
+    from paperecg.tools.bad_inputs import hidden_header
+
+    leads = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+    fs_hz = 500.0
+    rng = np.random.default_rng(seed)
+    signal = synthetic_ecg(fs_hz, 10.0, "NORM", seed)
+    page = render_page(signal, fs_hz, leads, random_style(rng, layout="3x4", dpi=400.0))
+    photo = photograph_page(page, rng, strength=0.8).page.image
+    # one scale that fits the photo inside (no stretch), then the table's colour (a corner's) out to the full size
+    w, h = BIG_PHOTO_PX
+    k = min(w / photo.shape[1], h / photo.shape[0])
+    photo = cv2.resize(photo, (min(w, round(photo.shape[1] * k)), min(h, round(photo.shape[0] * k))),
+                       interpolation=cv2.INTER_CUBIC)
+    dy, dx = h - photo.shape[0], w - photo.shape[1]
+    table_rgb = [int(v) for v in np.median(photo[:16, -16:].reshape(-1, 3), axis=0)]
+    photo = cv2.copyMakeBorder(photo, dy // 2, dy - dy // 2, dx // 2, dx - dx // 2, cv2.BORDER_CONSTANT,
+                               value=table_rgb)
+    os.makedirs(folder, exist_ok=True)
+    Image.fromarray(photo).save(os.path.join(folder, "big-0.jpg"), quality=92)
+    with open(os.path.join(folder, "big.hea"), "w") as f:
+        f.write(hidden_header("big", fs_hz, int(10 * fs_hz), leads, ["big-0.jpg"]))
+    return os.path.join(folder, "big")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("record", help="record path without extension")
+    p.add_argument("record", nargs="?", help="record path without extension")
+    p.add_argument("--make-photo", metavar="DIR", help="write the 12.9-MP photo record DIR/big and exit")
     p.add_argument("--model", default=os.path.join(ROOT, "model"))
     p.add_argument("--repeat", type=int, default=3, help="timed reads after the warm-up (median reported)")
     a = p.parse_args(argv)
+    if a.make_photo:
+        print(make_big_photo(a.make_photo))
+        return 0
+    if not a.record:
+        p.error("a RECORD (or --make-photo DIR) is needed")
 
     # paperecg first: it sets OMP_WAIT_POLICY, which OpenMP reads when torch loads (as run_model.py's order has it)
     from paperecg.pipeline.digitizer import Digitizer
