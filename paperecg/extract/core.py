@@ -280,7 +280,9 @@ def _stroke_rows_own_run(runs: Runs, chosen: np.ndarray, crossed: np.ndarray, fl
     """Where a crossed row shares its run with another row, the run is the other row's stroke: that row gets the
     run's two edges, both as evidence, instead of one edge and a trace width (which cut a tall 12x1 QRS at the
     line it crosses). When both rows' lines lie inside the run, the row with the longer runs beside it is the
-    stroke: it is no longer counted as crossed. `crossed` is updated, the edges in place."""
+    stroke: it is no longer counted as crossed. `crossed` is updated, the edges in place. (eik-dev/12x1, 32 pages,
+    segmenter maps: 19.98 dB; always the upper row instead: 20.10, but that bridges a lower row's R wave
+    through the upper row's line, as in tests/test_extract_units.py)"""
     num_rows = chosen.shape[0]
     for r in range(num_rows):
         for q in range(num_rows):

@@ -43,7 +43,10 @@ class TrackParams:
     # first 16 pages: 19.56 dB; reach 1.5 / 2 / 2.5 / 3 alone 19.77 / 19.80 / 19.80 / 19.43; reach 2, the
     # second pass and the stroke's row owning a crossing run (core._stroke_rows_own_run): claimed cost 0.1 /
     # 0.5 / 2 / 4 / 8: 15.98 / 20.15 / 21.39 / 21.36 / 21.20; two second passes at 2: 20.97; reach 3: 20.52;
-    # free across the own line: 21.36, needed where the stroke's run is one long run through both lines)
+    # free across the own line: 21.36, needed where the stroke's run is one long run through both lines.
+    # All 32 pages: 18.44 -> 19.98 dB. Rows far apart keep their band (max_reach_mm): uncapped, a distorted 3x4
+    # page's row reached two rows away and lost two leads (eik-dev/distorted first 12: 21.86 -> 21.55, photo
+    # 14.79 -> 14.56; capped: 21.86, 14.88)
     reach_rows: float = 2.0
     max_reach_mm: float = 30.0
     second_pass: bool = True
