@@ -9,6 +9,11 @@ the layout logic (rows, names, windows), not the segmenter. Names: `json` gives 
 detector would), `none` gives none (the row-count fallback), `detector` runs the lead-name detector of --model
 (layout-decoded, as rectify_page does).
 
+ECG-Image-Kit pages are read in the frame the pipeline reads them in: `rectify_page` (with the detector for
+`--names detector`) turns, straightens and resizes the page to the canonical 200 dpi, and the oracle mask, the
+JSON's name boxes and the drawn leads' pixels are drawn or mapped into that frame (`original_to_rectified`). A
+page scanned at 50-190 dpi is thus read as run_model reads it, with the names the detector finds there.
+
 A drawn lead counts as right when one extracted cell lies on its printed row (the row whose centre is nearest the
 trace's median height, within half a row spacing), covers the middle of its printed stretch on the page, names the
 same lead, and has the same time window to within 0.5 s (the lag the scorer forgives) at both ends.
@@ -66,24 +71,56 @@ def lead_assignment(page, ex, fs_hz: float) -> list[tuple[str, bool, str]]:
     return out
 
 
-def _detector_boxes(image, model: str):
+def _detector(model: str):
     from paperecg.rectify.detector import LeadNameDetector
 
-    if not hasattr(_detector_boxes, "det"):
-        _detector_boxes.det = LeadNameDetector.load(os.path.join(model, "detector"))
-    return _detector_boxes.det.detect(image)
+    if not hasattr(_detector, "det"):
+        _detector.det = LeadNameDetector.load(os.path.join(model, "detector"))
+    return _detector.det
+
+
+def page_in_frame(page, rect):
+    """`page` (a RenderedPage of the image rect was made from) in the rectified page's frame: its leads' pixels
+    and name boxes mapped by the rectifier's chain, and its oracle mask drawn again there with the line widened
+    by the frame's scale (a 60-dpi page's one-pixel line is over three canonical pixels wide)."""
+    from dataclasses import replace
+
+    from paperecg.geometry import Box, LeadNameBox
+    from paperecg.pipeline.overlay import original_to_rectified
+    from paperecg.render.page import draw_label_masks
+
+    shape_hw = page.image.shape[:2]
+
+    def to_frame_rc(rc: np.ndarray) -> np.ndarray:
+        xy = original_to_rectified(np.asarray(rc, dtype=np.float64)[:, ::-1], rect, shape_hw)
+        return xy[:, ::-1]
+
+    leads = [replace(t, pixels=to_frame_rc(t.pixels)) for t in page.leads]
+    scale = 1.0 / rect.frame.source_scale() if rect.frame is not None else 1.0
+    width_px = max(1, int(round(float(page.meta.get("line_width_px", 1)) * scale)))
+    h, w = rect.image.shape[:2]
+    mask = draw_label_masks([t.pixels for t in leads], h, w, width_px)[0]
+    boxes = []
+    for b in page.lead_name_boxes():
+        corners = np.array([[b.box.y0, b.box.x0], [b.box.y0, b.box.x1], [b.box.y1, b.box.x1], [b.box.y1, b.box.x0]])
+        m = to_frame_rc(corners)
+        boxes.append(LeadNameBox(b.name, Box(m[:, 1].min(), m[:, 0].min(), m[:, 1].max(), m[:, 0].max()), b.score))
+    return replace(page, image=rect.image, trace_mask=mask, leads=leads), boxes
 
 
 def run_eik(folder: str, names: str, limit: int | None, model: str) -> tuple[list, dict]:
-    from bench.extract import eik_pages, upright
+    from bench.extract import eik_pages
+
+    from paperecg.rectify.rectify import rectify_page
 
     results, per_layout = [], {}
     for rel, info, page, _json in eik_pages(folder, "pages", limit=limit):
-        boxes = page.lead_name_boxes() if names == "json" else None
-        image, tmap, boxes = upright(page.image, page.trace_mask.astype(np.float32), boxes)
-        if names == "detector":
-            boxes = _detector_boxes(image, model)
-        ex = extract_signal(tmap, image, info.fs_hz, info.num_samples, info.lead_names, boxes or None)
+        rect = rectify_page(page.image, _detector(model) if names == "detector" else None)
+        page, json_boxes = page_in_frame(page, rect)
+        boxes = {"json": json_boxes, "detector": rect.lead_name_boxes, "none": None}[names]
+        source_ppm = rect.frame.source_px_per_mm if rect.frame is not None else None
+        ex = extract_signal(page.trace_mask.astype(np.float32), page.image, info.fs_hz, info.num_samples,
+                            info.lead_names, boxes or None, source_px_per_mm=source_ppm)
         res = lead_assignment(page, ex, info.fs_hz)
         results.append((rel, res))
         per_layout.setdefault(page.layout, []).extend(ok for _, ok, _ in res)

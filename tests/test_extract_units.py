@@ -7,7 +7,7 @@ from paperecg.extract.core import combine_readings, row_time_span
 from paperecg.extract.fit import fit_samples
 from paperecg.extract.pulse import detect_pulse_in_patch, snap_gain
 from paperecg.extract.readout import centre_path
-from paperecg.extract.rows import find_row_centres, row_bands, track_row
+from paperecg.extract.rows import TrackParams, find_row_centres, row_bands, track_row
 from paperecg.extract.runs import find_runs
 from paperecg.extract.scale import estimate_grid_scale, estimate_skew
 from paperecg.geometry import Box, LeadNameBox
@@ -187,6 +187,59 @@ def test_tall_spike_is_followed_past_grid_line_specks():
     assert np.all(chosen[tip_cols] >= 0)
     assert np.all(runs.length[chosen[tip_cols]] > 40.0)  # the stroke's long runs, not a speck
     assert runs.top[chosen[tip_cols]].min() < 32.0  # the tip (row 30) is kept
+
+
+def _tall_r_wave_page():
+    """Three rows 60 px apart (a 12x1 page's pitch at 4 px/mm); the bottom row's R wave runs up past the middle
+    row's line to 15 px under the top row's. (mask, the rows' true lines [row, col])"""
+    x = np.arange(10.0, 390.0, 2.0)
+    lines = [np.full(x.size, 60.0), np.full(x.size, 120.0) + 2.0 * np.sin(x / 15.0), np.full(x.size, 180.0)]
+    k = int(np.searchsorted(x, 200.0))
+    lines[2][k - 1:k + 3] = [175.0, 75.0, 195.0, 180.0]  # R up to row 75, S to 195
+    mask = draw_polylines((240, 400), [np.stack([y, x], 1) for y in lines], thickness=3)
+    return mask, [np.stack([y, x], 1) for y in lines]
+
+
+def test_tall_r_wave_past_the_neighbours_line_is_followed_to_its_tip():
+    """12x1 pages: a QRS taller than the row pitch. The row must follow its R wave past the neighbour's line
+    (the first pass's band ended at the neighbour's centre and cut the tip), and the neighbour it crosses must
+    stay on its own line instead of riding the stroke."""
+    from paperecg.extract.core import track_rows
+    from paperecg.geometry import PageGeometry
+
+    mask, lines = _tall_r_wave_page()
+    runs = find_runs(mask, max_gap_px=1.0)
+    centres = find_row_centres(runs, px_per_mm=4.0)
+    assert centres.size == 3
+    centres, chosen = track_rows(runs, centres, PageGeometry(4.0, 4.0), TrackParams())
+    stroke = np.arange(196, 204)
+    picked = chosen[2, stroke][chosen[2, stroke] >= 0]
+    assert runs.top[picked].min() < 80.0  # the tip at row 75
+    # the crossed row: on its own line wherever it does not share the stroke's run
+    own = (chosen[1] >= 0) & (chosen[1] != chosen[2])
+    cols = np.nonzero(own)[0]
+    expected = np.interp(cols, lines[1][:, 1], lines[1][:, 0])
+    assert cols.size > 0.9 * 370
+    assert np.max(np.abs(runs.centre[chosen[1, cols]] - expected)) < 4.0
+
+
+def test_a_stroke_crossing_a_row_keeps_both_edges_of_its_run():
+    """Where the bottom row's R wave crosses the middle row's line, the two share one run. The crossed row is
+    bridged (no evidence there); the stroke's row keeps both edges of the run as evidence (an upper/lower split
+    gave it one edge and a trace width, which cut the stroke at the crossed line)."""
+    from paperecg.extract.core import resolve_shared, track_rows
+    from paperecg.geometry import PageGeometry
+
+    mask, _ = _tall_r_wave_page()
+    runs = find_runs(mask, max_gap_px=1.0)
+    centres, chosen = track_rows(runs, find_row_centres(runs, px_per_mm=4.0), PageGeometry(4.0, 4.0),
+                                 TrackParams())
+    top, bot, shared, w_top, w_bot = resolve_shared(runs, chosen, 3.0)
+    bridged = shared[1] & (w_top[1] == 0) & (w_bot[1] == 0) & (chosen[1] == chosen[2])
+    assert bridged.any()
+    cols = np.nonzero(bridged)[0]
+    assert np.allclose(top[2, cols], runs.top[chosen[2, cols]]) and np.allclose(bot[2, cols], runs.bot[chosen[2, cols]])
+    assert np.all(w_top[2, cols] == 1.0) and np.all(w_bot[2, cols] == 1.0)
 
 
 def test_layout_for_row_count():
