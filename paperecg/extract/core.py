@@ -57,6 +57,7 @@ class ExtractParams:
     pen_search: bool = True  # pick the pen width of the polyline model by the fit's cost
     timing_search: bool = True  # find each row's sub-pixel sample phase by the polyline fit's cost
     track: TrackParams = field(default_factory=TrackParams)
+    row_end_min_rel: float = 0.3  # a row's first and last run: at least this share of the median run length
     # samples this close to a boundary between two cells of a row are left out (see trim_cell_edges)
     cell_edge_s: float = 0.02
 
@@ -294,13 +295,28 @@ def empty_row(centre_y: float) -> RowTrace:
     return RowTrace(centre_y, np.nan, np.nan, np.nan, none, none, 0, np.zeros(0, dtype=bool), none, none)
 
 
+def row_end_columns(runs: Runs, chosen: np.ndarray, min_rel: float) -> np.ndarray:
+    """bool (R, W): columns whose tracked run may be a row's first or last: not shorter than the tracker's
+    speck length. The row's ends fix its time axis, and the tracker now follows a faint trace's thin runs
+    (rows.speck_runs); one such run beyond the row's end (a zero-length wisp of the map) moved every row's
+    start and the timing search with it (eik-dev/lowdpi 00184: -3.6 dB)."""
+    ok = chosen >= 0
+    if min_rel <= 0 or not len(runs):
+        return ok
+    min_len = min_rel * float(np.median(runs.length))
+    return ok & (runs.length[np.maximum(chosen, 0)] >= min_len)
+
+
 def build_row(r: int, centres: np.ndarray, top: np.ndarray, bot: np.ndarray, shared: np.ndarray,
               w_top: np.ndarray, w_bot: np.ndarray, image_rgb: np.ndarray | None, geometry: PageGeometry,
-              skew: float, x_mid: float, width_px: float, px_per_sample: float, num_samples: int) -> RowTrace:
+              skew: float, x_mid: float, width_px: float, px_per_sample: float, num_samples: int,
+              ends_ok: np.ndarray | None = None) -> RowTrace:
     """One printed row: its tracked stretch, its calibration pulse (cut off when the trace map holds it)
-    and the x of its first and last sample."""
+    and the x of its first and last sample. ends_ok: bool (W,), the columns that may be the row's ends
+    (None: every inked one)."""
     stray_px = STRAY_MM * geometry.px_per_mm_x
-    span = _first_last(np.isfinite(top[r]), stray_px=stray_px)
+    ends_ok = np.ones(top[r].size, dtype=bool) if ends_ok is None else ends_ok
+    span = _first_last(np.isfinite(top[r]) & ends_ok, stray_px=stray_px)
     if span is None:
         return empty_row(centres[r])
     c0, c1 = span
@@ -315,7 +331,7 @@ def build_row(r: int, centres: np.ndarray, top: np.ndarray, bot: np.ndarray, sha
     if pulse is not None and _mask_has_pulse(t, b, c0, pulse, geometry):
         # the trace map holds the pulse too: the signal starts at its falling stroke
         t[: int(np.floor(pulse.fall_x)) + 1 - c0] = np.nan
-        span = _first_last(np.isfinite(t), stray_px=stray_px)
+        span = _first_last(np.isfinite(t) & ends_ok[c0:c1 + 1], stray_px=stray_px)
         if span is None:
             return empty_row(centres[r])
         c0, c1 = c0 + span[0], c0 + span[1]
@@ -441,8 +457,9 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
 
     px_per_s = geometry.px_per_s
     px_per_sample = px_per_s / float(fs_hz)
+    ends_ok = row_end_columns(runs, chosen, min(track.min_run_rel, params.row_end_min_rel))
     rows = [build_row(r, centres, top, bot, shared, w_top, w_bot, image_rgb, geometry, skew, x_mid, width_px,
-                      px_per_sample, num_samples) for r in range(centres.size)]
+                      px_per_sample, num_samples, ends_ok[r]) for r in range(centres.size)]
     geometry = apply_pulse_gain(rows, geometry)
     align_row_starts(rows, skew, 0.5 * (h - 1), 0.02 * px_per_s)
 
