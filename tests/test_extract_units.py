@@ -313,6 +313,22 @@ def test_combine_readings_leaves_out_a_reading_unlike_the_longest():
     assert np.allclose(out, strip)
 
 
+def test_a_row_starting_late_is_put_on_the_others_time_axis_when_their_starts_spread():
+    """A curled photo's rows start a few pixels apart (no two within the tolerance); the strip whose first
+    50 px lay outside the photo (real photo 03424) still belongs on their time axis."""
+    from paperecg.extract.core import align_row_starts, empty_row
+
+    rows = []
+    for y, x0 in zip((800.0, 1080.0, 1375.0, 1636.0), (251.5, 255.0, 264.5, 310.5)):
+        rt = empty_row(y)
+        rt.x_first, rt.x_last = x0, 2220.0
+        rows.append(rt)
+    align_row_starts(rows, skew=0.0, y_mid=850.0, tol_px=3.9)
+    assert [rt.x_first for rt in rows[:3]] == [251.5, 255.0, 264.5]  # spread, but none late: left alone
+    assert rows[3].x_first == pytest.approx(259.75)  # the median start
+    assert rows[3].x_last == 2220.0
+
+
 def test_row_span_leaves_out_a_speck_at_the_page_edge():
     from paperecg.extract.core import _first_last
 

@@ -365,10 +365,14 @@ def apply_pulse_gain(rows: list[RowTrace], geometry: PageGeometry) -> PageGeomet
     return geometry
 
 
-def align_row_starts(rows: list[RowTrace], skew: float, y_mid: float, tol_px: float) -> None:
+def align_row_starts(rows: list[RowTrace], skew: float, y_mid: float, tol_px: float, late_px: float | None = None
+                     ) -> None:
     """Rows printed side by side start together: average the starts that agree (less quantisation) and
     give them one timing search; a row starting later than the others is put on their time axis. A residual
-    tilt moves each row's start along x by its height times the lean, so starts are compared with that removed."""
+    tilt moves each row's start along x by its height times the lean, so starts are compared with that removed.
+    Where no two starts agree (a curled photo's rows, straightened to a few pixels), a row starting more than
+    late_px (default 5 tol_px) after the rows' median start is put on that median (real photo 03424: the
+    strip's first 50 px lay outside the photo, and lead II's two readings fell 0.25 s apart)."""
     lean = -skew  # dx/dy of a printed vertical line
     starts = np.array([rt.x_first - lean * (rt.centre_y - y_mid) for rt in rows])
     for i, rt in enumerate(rows):
@@ -378,6 +382,11 @@ def align_row_starts(rows: list[RowTrace], skew: float, y_mid: float, tol_px: fl
         return
     agree = fin & (np.abs(starts - np.median(starts[fin])) <= tol_px)
     if agree.sum() < 2:
+        median = float(np.median(starts[fin]))
+        late = 5.0 * tol_px if late_px is None else late_px
+        for rt, s in zip(rows, starts):
+            if np.isfinite(s) and s > median + late:
+                rt.x_first = median + lean * (rt.centre_y - y_mid)
         return
     common = float(np.mean(starts[agree]))
     for rt, a, s in zip(rows, agree, starts):
