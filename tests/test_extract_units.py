@@ -7,7 +7,7 @@ from paperecg.extract.core import combine_readings, row_time_span
 from paperecg.extract.fit import fit_samples
 from paperecg.extract.pulse import detect_pulse_in_patch, snap_gain
 from paperecg.extract.readout import centre_path
-from paperecg.extract.rows import TrackParams, find_row_centres, row_bands, track_row
+from paperecg.extract.rows import TrackParams, find_row_centres, row_bands, speck_mask, track_row
 from paperecg.extract.runs import find_runs
 from paperecg.extract.scale import estimate_grid_scale, estimate_skew
 from paperecg.geometry import Box, LeadNameBox
@@ -242,6 +242,63 @@ def test_a_stroke_crossing_a_row_keeps_both_edges_of_its_run():
     assert np.all(w_top[2, cols] == 1.0) and np.all(w_bot[2, cols] == 1.0)
 
 
+OLD_SPECK_RULE = TrackParams(speck_reach_cols=None)  # every short run a speck, as the rule was first made
+
+
+def faint_stretch_map(h: int = 200, w: int = 300, faint: tuple[int, int] = (100, 200)) -> np.ndarray:
+    """An ink-scored map of a flat trace (rows 119-121) that fades to one pixel barely over the threshold
+    over the columns `faint` (a phone photo's grey stretch), sloping 2 px up across it."""
+    mask = np.zeros((h, w), np.float32)
+    mask[119:122, :] = 1.0
+    a, b = faint
+    mask[119:122, a:b] = 0.0
+    for c in range(a, b):
+        mask[int(round(120 - 2.0 * (c - a) / (b - a))), c] = 0.72
+    return mask
+
+
+def test_faint_trace_of_thin_runs_is_followed():
+    """A phone photo's faint stretch leaves one-pixel runs just over the threshold: a chain of thin runs that
+    continues the trace. The speck rule as first made dropped them all (03784's II strip: 12 % unread)."""
+    runs = find_runs(faint_stretch_map(), threshold=0.7)
+    assert np.median(runs.length[(runs.col >= 100) & (runs.col < 200)]) < 0.3 * np.median(runs.length)
+    chosen = track_row(runs, 0, np.array([120.0]), (20.0, 199.0))
+    assert (chosen[100:200] >= 0).mean() > 0.95
+    old = track_row(runs, 0, np.array([120.0]), (20.0, 199.0), OLD_SPECK_RULE)
+    assert (old[100:200] >= 0).mean() < 0.05  # what the old rule did: the test can fail
+
+
+def test_a_thin_run_inside_a_neighbouring_stroke_is_a_speck_one_at_its_tip_is_not():
+    from paperecg.extract.rows import speck_runs
+    from paperecg.extract.runs import Runs
+
+    # column 10: a tall stroke (rows 20-100); column 11: a thin run inside its range (a grid line's speck) and
+    # one at its top (a faint peak tip); column 14: a thin run inside the range but 4 columns away
+    runs = Runs(col=np.array([10, 11, 11, 14]), top=np.array([20.0, 18.8, 60.0, 60.0]),
+                bot=np.array([100.0, 19.2, 60.4, 60.4]), height=200, width=20)
+    short = runs.length < 1.0
+    speck = speck_runs(runs, short, reach_cols=2, margin_px=1.5)
+    assert speck.tolist() == [False, False, True, False]
+
+
+def test_a_thin_line_beside_a_trace_stays_a_speck():
+    """A grid line's thin run two pixels above a flat trace of full thickness continues along the trace like
+    a faint trace would, but lies beside thicker trace in its own column: a speck (eik-dev 12x1 00262's lead
+    II strip followed such a line and lost 17 dB)."""
+    mask = np.zeros((200, 300), np.float32)
+    mask[119:122, :] = 1.0  # the trace
+    mask[116, :] = 0.72  # a grid line's fringe, parallel, 2 px above
+    runs = find_runs(mask, threshold=0.7)
+    in_band = np.ones(len(runs), dtype=bool)
+    speck = speck_mask(runs, in_band, float(np.median(runs.length)), TrackParams())
+    assert speck[runs.centre < 117].all() and not speck[runs.centre > 118].any()
+    # the row centre placed nearer the line than the trace: the line would win on distance alone
+    chosen = track_row(runs, 0, np.array([115.0]), (20.0, 199.0))
+    assert np.all(runs.centre[chosen[10:290]] > 118)
+    free = track_row(runs, 0, np.array([115.0]), (20.0, 199.0), TrackParams(beside_rel=0.0))
+    assert np.all(runs.centre[free[10:290]] < 117)  # without the test: the test can fail
+
+
 def test_layout_for_row_count():
     assert layout_for_row_count(4) == "3x4+1"
     assert layout_for_row_count(3) == "3x4"
@@ -283,6 +340,48 @@ def test_combine_readings_levels_then_averages():
     assert np.allclose(out, base)
 
 
+def test_combine_readings_aligns_a_reading_off_by_a_few_samples():
+    """A row's stretch of lead II read 4 samples off the strip's time axis: averaged as it is, the QRS
+    doubles into two half-height spikes (eik-dev clean 00041: lead II 28.0 dB alone, 8.8 averaged)."""
+    rng = np.random.default_rng(0)
+    n = 1000
+    strip = np.zeros(n)
+    strip[50::80] = 1.5  # sharp beats
+    strip += 0.01 * rng.standard_normal(n)
+    row = np.full(n, np.nan)
+    row[4:250] = strip[:246] + 0.2  # 4 samples late, another baseline
+    out = combine_readings([row, strip], max_lag=10)
+    assert np.nanmax(np.abs(out - strip)) < 0.05
+    plain = combine_readings([row, strip])  # without the search: the spikes are halved
+    assert np.nanmax(np.abs(plain - strip)) > 0.5
+
+
+def test_combine_readings_leaves_out_a_reading_unlike_the_longest():
+    n = 1000
+    t = np.arange(n) / 100.0
+    strip = np.sin(2 * np.pi * 1.1 * t)
+    other = np.full(n, np.nan)
+    other[:250] = np.sin(2 * np.pi * 3.7 * t[:250] + 1.0)  # another lead read under this name
+    out = combine_readings([other, strip], max_lag=10)
+    assert np.allclose(out, strip)
+
+
+def test_a_row_starting_late_is_put_on_the_others_time_axis_when_their_starts_spread():
+    """A curled photo's rows start a few pixels apart (no two within the tolerance); the strip whose first
+    50 px lay outside the photo (real photo 03424) still belongs on their time axis."""
+    from paperecg.extract.core import align_row_starts, empty_row
+
+    rows = []
+    for y, x0 in zip((800.0, 1080.0, 1375.0, 1636.0), (251.5, 255.0, 264.5, 310.5)):
+        rt = empty_row(y)
+        rt.x_first, rt.x_last = x0, 2220.0
+        rows.append(rt)
+    align_row_starts(rows, skew=0.0, y_mid=850.0, tol_px=3.9)
+    assert [rt.x_first for rt in rows[:3]] == [251.5, 255.0, 264.5]  # spread, but none late: left alone
+    assert rows[3].x_first == pytest.approx(259.75)  # the median start
+    assert rows[3].x_last == 2220.0
+
+
 def test_row_span_leaves_out_a_speck_at_the_page_edge():
     from paperecg.extract.core import _first_last
 
@@ -296,6 +395,22 @@ def test_row_span_leaves_out_a_speck_at_the_page_edge():
     valid[:] = False
     valid[0:12] = True  # nothing else: the only stretch is kept
     assert _first_last(valid, stray_px=20) == (0, 11)
+
+
+def test_a_thin_run_past_the_trace_does_not_move_the_row_end():
+    """The row's ends fix its time axis: a thin run the tracker now follows past the trace's end (a wisp of
+    the map) must not move it (eik-dev/lowdpi 00184: one zero-length run moved every row's start, -3.6 dB)."""
+    from paperecg.extract.core import row_end_columns
+
+    mask = np.zeros((100, 60), np.float32)
+    mask[49:52, 5:40] = 1.0
+    mask[50, 40:44] = 0.72  # thin runs continuing the trace for 4 columns
+    runs = find_runs(mask, threshold=0.7)
+    chosen = np.full((1, 60), -1, dtype=np.int64)
+    chosen[0, runs.col] = np.arange(len(runs))
+    ends = row_end_columns(runs, chosen, min_rel=0.3)
+    assert np.nonzero(ends[0])[0].max() == 39
+    assert np.nonzero(row_end_columns(runs, chosen, min_rel=0.0)[0])[0].max() == 43
 
 
 def test_off_paper_mask_finds_border_wedges_but_not_ink():

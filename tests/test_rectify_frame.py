@@ -264,3 +264,22 @@ def test_page_without_grid_is_straightened_by_its_lines_and_the_log_says_so():
 
     assert "page used as given" in no_grid_note("none", 0.0)  # nothing to go by: today's behaviour
     assert "lead names (5 pairs) and trace lines" in no_grid_note("names+lines", 2.0, 5)
+
+
+def test_a_grid_region_too_large_is_cut_on_the_side_of_the_scattered_tiles():
+    """A few tiles off the page (a table's grain: 2-6 per 10 mm against ~20 on the page) on one side widened
+    the grid region past the largest page; cut around its centre, the page lost 15-25 mm of traces on the
+    other side (real photos 03515, 03919: V4-V6)."""
+    from paperecg.rectify.frame import cut_start, dense_extent_mm
+
+    u, v = np.meshgrid(np.arange(0.0, 280.0, 10.0), np.arange(0.0, 200.0, 10.0))
+    body = u.ravel()
+    stray = np.random.default_rng(1).uniform(-70.0, -30.0, 9)
+    uv_u = np.concatenate([body, stray])
+    assert dense_extent_mm(uv_u) == (0.0, 270.0)
+    lo, hi = np.percentile(uv_u, 1) - 8.0, np.percentile(uv_u, 99) + 8.0
+    assert hi - lo > 300.0
+    start = cut_start(lo, hi, 290.0, -8.0, 278.0)
+    assert start + 290.0 == pytest.approx(hi) and hi >= 278.0  # the body's side is kept whole
+    assert 0.5 * (lo + hi) + 145.0 < 270.0  # around the centre, the body's last 10 mm went: the test can fail
+    assert cut_start(-8.0, 278.0, 290.0, -8.0, 278.0) == -8.0  # a region that fits is left as it is
