@@ -265,17 +265,24 @@ def scale_from_name_columns(boxes: list[LeadNameBox], duration_s: float, mm_per_
 
 
 def gridless_geometry(geometry: PageGeometry, grid: GridScale | None, boxes: list[LeadNameBox] | None,
-                      duration_s: float) -> tuple[PageGeometry, str | None]:
+                      duration_s: float, max_disagreement: float = 0.03) -> tuple[PageGeometry, str | None]:
     """A page with no grid found on either axis takes its scale from its lead-name columns when they give a
     consistent pitch (the page-size rule is wrong for a crop or a photo close-up), the same on both axes
-    (paper millimetres are square; the pulses still set the gain). Returns the geometry and a note saying
-    which scale was used (None when a grid was found)."""
-    if grid is None or grid.x.found or grid.y.found:
+    (paper millimetres are square; the pulses still set the gain). A grid found on one axis only is
+    overruled by names that disagree with it by more than `max_disagreement`: on a page without a grid the
+    trace's own beat-to-beat rhythm can pass for a grid along x (grid-less renders read 19 % small).
+    Returns the geometry and a note saying which scale was used (None when the grid's stands)."""
+    if grid is None or (grid.x.found and grid.y.found):
         return geometry, None
+    one_axis = grid.x.found or grid.y.found
     by_names = scale_from_name_columns(boxes, duration_s, geometry.mm_per_s) if boxes else None
     # a scale far from the page size's is a misfit, not a crop: no page is cut to a third or magnified 3x
-    if by_names is not None and 1 / 3 < by_names[0] / geometry.px_per_mm_x < 3:
+    if by_names is not None and 1 / 3 < by_names[0] / geometry.px_per_mm_x < 3 and not (
+            one_axis and abs(by_names[0] / geometry.px_per_mm_x - 1) <= max_disagreement):
         px_per_mm, layout = by_names
+        overruled = f" (a comb on one axis only, {geometry.px_per_mm_x:.3f} px/mm, overruled)" if one_axis else ""
         return replace(geometry, px_per_mm_x=px_per_mm, px_per_mm_y=px_per_mm), \
-            f"no grid: scale from lead-name columns ({layout}), {px_per_mm:.3f} px/mm"
+            f"no grid{overruled}: scale from lead-name columns ({layout}), {px_per_mm:.3f} px/mm"
+    if one_axis:
+        return geometry, None
     return geometry, f"no grid: scale from the page size, {geometry.px_per_mm_x:.3f} px/mm"
