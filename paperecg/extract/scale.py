@@ -265,9 +265,11 @@ def scale_from_name_columns(boxes: list[LeadNameBox], duration_s: float, mm_per_
 
 
 def gridless_geometry(geometry: PageGeometry, grid: GridScale | None, boxes: list[LeadNameBox] | None,
-                      duration_s: float, max_disagreement: float = 0.03) -> tuple[PageGeometry, str | None]:
+                      duration_s: float, max_disagreement: float = 0.03, page_size_tol: float = 0.01
+                      ) -> tuple[PageGeometry, str | None]:
     """A page with no grid found on either axis takes its scale from its lead-name columns when they give a
-    consistent pitch (the page-size rule is wrong for a crop or a photo close-up), the same on both axes
+    consistent pitch more than `page_size_tol` off the page size's (which is wrong for a crop or a photo
+    close-up, and exact for a whole page), the same on both axes
     (paper millimetres are square; the pulses still set the gain). A grid found on one axis only is
     overruled by names that disagree with it by more than `max_disagreement`: on a page without a grid the
     trace's own beat-to-beat rhythm can pass for a grid along x (grid-less renders read 19 % small).
@@ -277,12 +279,17 @@ def gridless_geometry(geometry: PageGeometry, grid: GridScale | None, boxes: lis
     one_axis = grid.x.found or grid.y.found
     by_names = scale_from_name_columns(boxes, duration_s, geometry.mm_per_s) if boxes else None
     # a scale far from the page size's is a misfit, not a crop: no page is cut to a third or magnified 3x
-    if by_names is not None and 1 / 3 < by_names[0] / geometry.px_per_mm_x < 3 and not (
-            one_axis and abs(by_names[0] / geometry.px_per_mm_x - 1) <= max_disagreement):
+    if by_names is not None and not 1 / 3 < by_names[0] / geometry.px_per_mm_x < 3:
+        by_names = None
+    # names that agree with the scale at hand leave it: a whole page's size (or a grid comb) is the finer
+    # ruler, names read by the detector are a few px off (grid-less renders: 0.1 % off, -0.5 dB)
+    agree_tol = max_disagreement if one_axis else page_size_tol
+    if by_names is not None and abs(by_names[0] / geometry.px_per_mm_x - 1) > agree_tol:
         px_per_mm, layout = by_names
         overruled = f" (a comb on one axis only, {geometry.px_per_mm_x:.3f} px/mm, overruled)" if one_axis else ""
         return replace(geometry, px_per_mm_x=px_per_mm, px_per_mm_y=px_per_mm), \
             f"no grid{overruled}: scale from lead-name columns ({layout}), {px_per_mm:.3f} px/mm"
     if one_axis:
         return geometry, None
-    return geometry, f"no grid: scale from the page size, {geometry.px_per_mm_x:.3f} px/mm"
+    agree = f" (lead-name columns agree: {by_names[0]:.3f})" if by_names is not None else ""
+    return geometry, f"no grid: scale from the page size, {geometry.px_per_mm_x:.3f} px/mm{agree}"
