@@ -92,9 +92,35 @@ def test_calibration_pulse_sets_the_gain():
 
 
 def test_no_grid_falls_back_to_page_size():
-    page, ex, _, snr = render_and_extract(show_grid=False)
+    page, ex, _, snr = render_and_extract(show_grid=False, boxes=False)
     assert ex.grid is not None and not ex.grid.x.found
     assert abs(ex.geometry.px_per_mm_x / page.geometry.px_per_mm_x - 1) < 0.01
+    assert any(n.startswith("no grid: scale from the page size") for n in ex.notes), ex.notes
+    assert np.nanmean(snr) >= MIN_SNR_DB, np.round(snr, 1)
+
+
+# 6x2-eik at 100 dpi: the trace's beat rhythm passes for a grid along x (a comb at 0.81x the scale)
+@pytest.mark.parametrize("layout,dpi", [("3x4+1", 100.0), ("6x2", 200.0), ("6x2-eik", 100.0)])
+def test_no_grid_on_a_cropped_page_takes_the_scale_from_the_names(layout, dpi):
+    # the right 15 % cut off: the page-size rule reads the scale 15 % small (amplitudes 15 % large, every
+    # lead stretched in time: -3 dB); the lead-name columns' pitch still says it
+    fs_hz = 100.0
+    signal = synthetic_ecg(fs_hz, seed=1)
+    page = render_page(signal, fs_hz, LEADS_12, RenderStyle(dpi=dpi, layout=layout, show_grid=False))
+    keep = int(round(0.85 * page.image.shape[1]))
+    boxes = [b for b in page.lead_name_boxes() if b.box.x1 <= keep]
+    ex = extract_signal(page.trace_mask[:, :keep].astype(np.float32), np.ascontiguousarray(page.image[:, :keep]),
+                        fs_hz, signal.shape[0], LEADS_12, boxes)
+    assert abs(ex.geometry.px_per_mm_x / page.geometry.px_per_mm_x - 1) < 0.03
+    assert abs(ex.geometry.px_per_mm_y / page.geometry.px_per_mm_y - 1) < 0.03
+    assert any(n.startswith("no grid") and "scale from lead-name columns" in n for n in ex.notes), ex.notes
+    # amplitude and timing: the leads wholly left of the cut read as drawn
+    ref = drawn_reference(page, signal, LEADS_12)
+    cut = {page.leads[k - 1].name for k in np.unique(page.lead_mask[:, keep:]) if k > 0}
+    whole = [j for j, name in enumerate(LEADS_12) if name not in cut]
+    assert len(whole) >= 5
+    snr = np.array([s.snr_db for s in score_signals(ref[:, whole], ex.signal[:, whole], fs_hz,
+                                                   [LEADS_12[j] for j in whole])])
     assert np.nanmean(snr) >= MIN_SNR_DB, np.round(snr, 1)
 
 

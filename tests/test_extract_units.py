@@ -9,8 +9,9 @@ from paperecg.extract.pulse import detect_pulse_in_patch, snap_gain
 from paperecg.extract.readout import centre_path
 from paperecg.extract.rows import TrackParams, find_row_centres, row_bands, speck_mask, track_row
 from paperecg.extract.runs import find_runs
-from paperecg.extract.scale import estimate_grid_scale, estimate_skew
-from paperecg.geometry import Box, LeadNameBox
+from paperecg.extract.scale import (AxisScale, GridScale, estimate_grid_scale, estimate_skew, gridless_geometry,
+                                   scale_from_name_columns)
+from paperecg.geometry import Box, LeadNameBox, PageGeometry
 
 
 def draw_polylines(shape, polylines, thickness):
@@ -452,3 +453,59 @@ def test_a_fit_running_off_past_the_ink_beside_a_gap_keeps_the_centre_path(monke
     assert np.all(np.abs(y[40:50] - 100.0) < 5.0)  # no spike: within half a millimetre of the columns' ink
     assert np.allclose(y[10:40], 100.4)  # fitted values inside the ink stand
     assert np.isnan(y[51:59]).all()  # the gap stays a gap
+
+
+def _names_at(layout_cols: list[list[str]], pitch_px: float, x0_px: float, glyph_px: float = 0.0) -> list[LeadNameBox]:
+    """Name boxes of a grid printed in columns `pitch_px` apart, rows 100 px apart; glyph_px shifts every
+    other name by a glyph's side bearing."""
+    out = []
+    for c, col in enumerate(layout_cols):
+        for r, name in enumerate(col):
+            x = x0_px + c * pitch_px + (glyph_px if (r + c) % 2 else 0.0)
+            out.append(LeadNameBox(name, Box(x, 100.0 * r, x + 20.0, 100.0 * r + 12.0)))
+    return out
+
+
+def test_scale_from_3x4_name_columns():
+    # 3x4 columns are 2.5 s = 62.5 mm apart: 250 px between columns is 4 px/mm
+    boxes = _names_at([["I", "II", "III"], ["aVR", "aVL", "aVF"], ["V1", "V2", "V3"], ["V4", "V5", "V6"]],
+                      250.0, 40.0, glyph_px=1.5)
+    px_per_mm, layout = scale_from_name_columns(boxes, 10.0, 25.0)
+    assert abs(px_per_mm / 4.0 - 1) < 0.01 and layout.startswith("3x4")
+
+
+def test_scale_from_6x2_name_columns_with_a_stray_detection():
+    # 6x2 columns are 5 s = 125 mm apart; one misread name (V2 where V3 is) must not move the scale
+    boxes = _names_at([["I", "II", "III", "aVR", "aVL", "aVF"], ["V1", "V2", "V2", "V4", "V5", "V6"]], 500.0, 30.0)
+    px_per_mm, layout = scale_from_name_columns(boxes, 10.0, 25.0)
+    assert abs(px_per_mm / 4.0 - 1) < 0.01 and layout == "6x2"
+
+
+def test_no_scale_from_names_in_one_column_or_no_known_order():
+    assert scale_from_name_columns(_names_at([["I", "II", "III", "aVR"]], 250.0, 40.0), 10.0, 25.0) is None
+    shuffled = _names_at([["V4", "I", "aVF"], ["II", "V6", "V1"], ["aVL", "III", "V5"], ["V2", "aVR", "V3"]],
+                         250.0, 40.0)
+    assert scale_from_name_columns(shuffled, 10.0, 25.0) is None
+
+
+_COLS_3X4 = [["I", "II", "III"], ["aVR", "aVL", "aVF"], ["V1", "V2", "V3"], ["V4", "V5", "V6"]]
+
+
+def test_gridless_scale_chain():
+    page = PageGeometry(4.0, 4.0)  # the page-size rule's scale
+    none = GridScale(AxisScale(4.0, 2.0, False), AxisScale(4.0, 2.0, False))
+    # names at the page size's pitch (a whole page): the page size stays, the note says both agree
+    geom, note = gridless_geometry(page, none, _names_at(_COLS_3X4, 250.0, 40.0), 10.0)
+    assert geom == page and note.startswith("no grid: scale from the page size")
+    # a crop: the image is narrower than the page, the names' pitch says 15 % more px per mm
+    geom, note = gridless_geometry(page, none, _names_at(_COLS_3X4, 250.0 / 0.85, 40.0), 10.0)
+    assert abs(geom.px_per_mm_x * 0.85 / 4.0 - 1) < 0.01 and geom.px_per_mm_y == geom.px_per_mm_x
+    assert "lead-name columns" in note
+    # no names: the page size, said so
+    assert gridless_geometry(page, none, None, 10.0) == (page, "no grid: scale from the page size, 4.000 px/mm")
+    # a comb along x only (a beat rhythm) 19 % off the names: overruled; a comb they agree with stands
+    comb = GridScale(AxisScale(3.24, 7.0, True), AxisScale(3.24, 4.0, False))
+    geom, note = gridless_geometry(PageGeometry(3.24, 3.24), comb, _names_at(_COLS_3X4, 250.0, 40.0), 10.0)
+    assert abs(geom.px_per_mm_x / 4.0 - 1) < 0.01 and "overruled" in note
+    grid = GridScale(AxisScale(4.0, 9.0, True), AxisScale(4.0, 4.0, False))
+    assert gridless_geometry(page, grid, _names_at(_COLS_3X4, 251.0, 40.0), 10.0) == (page, None)

@@ -26,7 +26,7 @@ from .pulse import PulseInfo, find_pulse
 from .readout import centre_path, sample_path
 from .rows import TrackParams, find_row_centres, reach_bands, retrack_against_paths, row_bands, track_row
 from .runs import Runs, find_runs
-from .scale import GridScale, estimate_grid_scale, estimate_skew, page_size_px_per_mm
+from .scale import GridScale, estimate_grid_scale, estimate_skew, gridless_geometry, page_size_px_per_mm
 
 # Below this scan resolution (about 63 dpi) the 1-mm grid lines are less than 2.5 px apart in the scan.
 UNRESOLVED_GRID_PX_PER_MM = 2.5
@@ -471,9 +471,10 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
 
         tmap = cv2.resize(tmap, (image_rgb.shape[1], image_rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
     h, w = tmap.shape
-    grid = None
+    grid, scale_note = None, None
     if geometry is None:
         geometry, grid = page_geometry(image_rgb, (h, w), source_px_per_mm)
+        geometry, scale_note = gridless_geometry(geometry, grid, lead_name_boxes, num_samples / float(fs_hz))
     if image_rgb is not None and params.off_paper:
         tmap[off_paper_mask(image_rgb, geometry.px_per_mm_y)] = 0.0
     num_samples = int(num_samples)
@@ -527,7 +528,7 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
     usable = [i for i, rt in enumerate(rows) if np.isfinite(rt.x_first)]
     cells: list[RowCell] = []
     layout_name = None
-    notes: list[str] = [notes_ink] if notes_ink else []
+    notes: list[str] = [n for n in (scale_note, notes_ink) if n]
     if lead_name_boxes:
         cells = cells_from_boxes(lead_name_boxes, centres, np.array([rt.x_first for rt in rows]),
                                  np.array([rt.x_last for rt in rows]), px_per_sample, num_samples)

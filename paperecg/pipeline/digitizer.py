@@ -143,8 +143,9 @@ def combine_page_results(pages: list[PageResult], lead_names: list[str], empty: 
         frame = p.rectified.frame if p.rectified is not None else None
         if frame is not None and frame.method != "flat":  # a flat 200-dpi page is the quiet, common case
             log(f"page {name}: {frame.describe()}")
-        if not any(c.source.startswith("boxes") for c in p.extraction.cells):
-            for note in p.extraction.notes:  # the standard-layout fallback: no printed names were placed
+        names_placed = any(c.source.startswith("boxes") for c in p.extraction.cells)
+        for note in p.extraction.notes:  # where a grid-less page's scale came from; the standard-layout fallback
+            if not names_placed or note.startswith("no grid"):
                 log(f"page {name}: {note}")
     trusted = [p.rectified is not None and p.rectified.orientation_confident for p in read]
     return combine_pages([p.extraction for p in read], lead_names, empty, trusted)

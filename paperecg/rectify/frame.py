@@ -198,8 +198,8 @@ def no_grid_note(tilt_method: str, angle_deg: float, num_name_pairs: int = 0) ->
     else:
         return "no names or lines to straighten by either: page used as given"
     if angle_deg == 0.0:
-        return f"no tilt to correct by {src}: page used as given; scale left to the extractor (page size and rows)"
-    return f"tilt {angle_deg:.2f} deg from {src}; scale left to the extractor (page size and rows)"
+        return f"no tilt to correct by {src}: page used as given; scale left to the extractor (lead-name columns, else page size)"
+    return f"tilt {angle_deg:.2f} deg from {src}; scale left to the extractor (lead-name columns, else page size)"
 
 
 def identity_frame(shape_hw: tuple[int, int], method: str = "none", note: str | None = None) -> PageFrame:
