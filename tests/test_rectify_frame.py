@@ -283,3 +283,56 @@ def test_a_grid_region_too_large_is_cut_on_the_side_of_the_scattered_tiles():
     assert start + 290.0 == pytest.approx(hi) and hi >= 278.0  # the body's side is kept whole
     assert 0.5 * (lo + hi) + 145.0 < 270.0  # around the centre, the body's last 10 mm went: the test can fail
     assert cut_start(-8.0, 278.0, 290.0, -8.0, 278.0) == -8.0  # a region that fits is left as it is
+
+
+def test_coarse_scan_whose_grid_reads_off_the_page_size_takes_the_page_size():
+    """A 51-dpi ECG-Image-Kit scan (433 x 561 px: a letter page at 2.01 px/mm) whose grid read 3.11 px/mm,
+    an alias of 1-mm lines at 2 px: the page size replaces the reading; a reading that agrees stands, and so
+    does a fine reading on a small image (a crop of a page)."""
+    from paperecg.rectify.frame import _checked_low_res_scale, _scale_frame
+
+    shape = (433, 561)
+    wrong = _checked_low_res_scale(_scale_frame(shape, 3.11), shape)
+    assert wrong.method == "scale"
+    assert abs(wrong.source_px_per_mm - 561 / 279.4) < 0.01
+    assert abs(wrong.shape_hw[1] - 2200) <= 2
+    agreeing = _checked_low_res_scale(_scale_frame(shape, 2.05), shape)
+    assert agreeing.source_px_per_mm == pytest.approx(2.05)
+    crop = _checked_low_res_scale(_scale_frame(shape, 5.9), shape)
+    assert crop.source_px_per_mm == pytest.approx(5.9)
+    # a 75-dpi page (2.95 px/mm) is fine enough for its grid reading to stand
+    shape75 = (638, 825)
+    assert _checked_low_res_scale(_scale_frame(shape75, 3.5), shape75).source_px_per_mm == pytest.approx(3.5)
+
+
+def test_monitor_page_with_bright_traces_comes_back_to_paper_mm():
+    """A monitor-like page (dark screen, dim grid, bright 12x1 traces): the traces, capped but left in the
+    analysis image, were lines as strong as the grid's and rows' baselines read as major lines (p95 2.25 mm);
+    set to the background level they no longer count."""
+    style = RenderStyle(dpi=200.0, grid_origin_mm=(1.3, 2.6), layout="12x1", paper_rgb=(12, 12, 12),
+                        grid_minor_rgb=(18, 22, 18), grid_major_rgb=(32, 40, 32), trace_rgb=(0, 255, 0),
+                        text_rgb=(0, 255, 0))
+    page = render_page(synthetic_ecg(500.0, 10.0, "NORM", 3, 12), 500.0, LEADS, style)
+    params = PhotoParams(out_scale=1.1, page_frac=0.9, angle_deg=6.0, perspective_frac=0.06,
+                         corner_jitter=(0.8, -0.5, -0.9, 0.7, 0.6, 0.9, -0.4, -0.8), curl_mm=1.5, roll_mm=2.0,
+                         table_rgb=(60, 80, 40), seed=5)
+    shot = photograph_page(page, params=params)
+    flat_xy, mm = grid_crossings_mm((page.height, page.width), page.geometry.px_per_mm_x, style.grid_origin_mm)
+    frame = find_page_frame(shot.page.image)
+    assert frame.method in ("grid", "grid+warp")
+    res = _residual_mm(frame, shot.warp.inverse(flat_xy), mm)
+    assert np.median(res) < 0.1
+    assert np.percentile(res, 95) < 0.3
+
+
+def test_without_traces_keeps_grid_lines_and_drops_traces():
+    from paperecg.rectify.frame import without_traces
+
+    dark = np.zeros((120, 120), np.float32)
+    dark[:, ::5] = 10.0  # 1-mm lines
+    dark[:, ::25] = 25.0  # major lines (2.5x the minor ones)
+    dark[60:63, :] = 120.0  # a trace
+    out = without_traces(dark)
+    assert np.all(out[59:64, :] == 0.0)  # the trace and its edge are gone
+    rows = np.r_[0:58, 66:120]
+    np.testing.assert_array_equal(out[rows], dark[rows])  # the grid is untouched

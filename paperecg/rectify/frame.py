@@ -76,6 +76,8 @@ SUBMULTIPLE_RATIO = 0.2  # power between the best comb's teeth (share of its own
 FAMILY_PERIOD_SPREAD = 1.15  # the two families' 5-mm periods may differ by this factor (perspective)
 SUPERMULTIPLE_RATIO = 0.05  # below this (in a family, above the short comb's fundamental): a shorter one
 RELATIVE_TILE_SNR = 0.0  # a grid tile's strength, as a share of the page's 75th percentile tile
+LOW_RES_PAGE_PX_PER_MM = 2.6  # a whole-page scan coarser than this (66 dpi): the grid reading is checked
+LOW_RES_SCALE_AGREEMENT = 0.1  # against the page size, which replaces it when they differ by more than this
 LOW_RES_PX_PER_MM = 4.0  # below this (about 100 dpi) a page is only resized, never warped
 MIN_INLIER_SHARE = 0.4  # fewer grid tiles than this share on the fitted surface: scale only
 MAX_HARMONICS = 12  # of the 5-mm period in a comb score (the 1-mm lines are the 5th and 10th)
@@ -86,6 +88,7 @@ MAX_UNWRAP_MISMATCH = 0.3  # lattice steps between a tile's position and its nei
 MIN_MAJOR_CONTRAST = 0.15  # median major-line contrast above which tiles are unwrapped in 5-mm periods
 LATTICE_PER_PERIOD = 5  # 1-mm lines per 5-mm period: tiles are placed on the 1-mm lattice
 TRACE_CAP_PERCENTILE = 99.5
+TRACE_LEVEL_FACTOR = 4.0  # darker than this times the page's 90th percentile: trace or print, not grid
 NUM_PHASE_HARMONICS = 5  # harmonics of the 5-mm period that locate a tile's lines (the 5th: 1-mm lines)
 SEED_MM = 0.25  # a first-fit tile this near a lattice position on the fitted surface seeds the second pass
 REFIT_REACH_MM = 80.0  # the second pass measures tiles predicted this far beyond the seeds (a page edge)
@@ -228,6 +231,22 @@ def grid_darkness(image_rgb: np.ndarray) -> np.ndarray:
     if float(np.median(hi[::7, ::7])) < DARK_PAPER_LEVEL:
         return hi.astype(np.float32)  # a monitor-like page: bright lines on dark ground
     return 255.0 - lo.astype(np.float32)
+
+
+def without_traces(dark: np.ndarray) -> np.ndarray:
+    """The analysis darkness (background removed) with the trace and print set to the background level: any
+    pixel TRACE_LEVEL_FACTOR times darker than the page's 90th percentile (a level grid lines reach, traces
+    on light paper and bright traces on a monitor page stand far above it), and its 8 neighbours (the
+    anti-aliased edge). Capping alone left such traces as lines as strong as the grid's: a row's baseline
+    crossing a tile read as its major line (rendered-photo bench, a monitor page: median 2.66 -> 0.20 mm;
+    30 pages: p95 0.851 -> 0.396 mm; a factor of 3: 0.346 mm, but it changed the frame of 4 of the first 20
+    ECG-Image-Kit photos, end to end 15.633 -> 14.834 dB, where 4 changes none)."""
+    level = max(float(np.percentile(dark[::3, ::3], 90)), 1.0)
+    mask = (dark > TRACE_LEVEL_FACTOR * level).astype(np.uint8)
+    if not mask.any():
+        return dark
+    mask = cv2.dilate(mask, np.ones((3, 3), np.uint8)) > 0
+    return np.where(mask, np.float32(0.0), dark).astype(np.float32)
 
 
 def local_mean(img: np.ndarray, cell_px: int) -> np.ndarray:
@@ -632,9 +651,30 @@ def _fit_surface(uv_mm: np.ndarray, xy: np.ndarray, px_per_mm: float, gate_mm: f
 def find_page_frame(image_rgb: np.ndarray, log=None) -> PageFrame:
     """Measure the map from the image to the canonical page (see the module docstring)."""
     img = np.asarray(image_rgb)
-    frame = _find(img)
+    frame = _checked_low_res_scale(_find(img), img.shape[:2])
     (log or LOG.info)(frame.describe())
     return frame
+
+
+def letter_page_px_per_mm(shape_hw: tuple[int, int]) -> float:
+    """The scale of a scan that is a whole letter page: its long side spans 11 inches."""
+    return max(shape_hw) / LETTER_MM[0]
+
+
+def _checked_low_res_scale(frame: PageFrame, shape_hw: tuple[int, int]) -> PageFrame:
+    """On a scan too coarse to resolve the 1-mm lines (under LOW_RES_PAGE_PX_PER_MM, about 66 dpi, if it is a
+    whole page) the grid reading can lock onto an alias (ECG-Image-Kit 51-53 dpi scans read 1.43-1.74x
+    their true scale, every coarser-than-66-dpi page of the set there, while all 20 of their 66-106 dpi
+    pages agreed with the page size to 0.1 %): there a resize that disagrees with the page size by more
+    than LOW_RES_SCALE_AGREEMENT takes the page size instead. A reading at LOW_RES_PX_PER_MM or finer stands
+    (a small image read that fine is a crop of a page, not a coarse whole page)."""
+    if frame.method != "scale" or frame.source_px_per_mm >= LOW_RES_PX_PER_MM:
+        return frame
+    page_ppm = letter_page_px_per_mm(shape_hw)
+    if page_ppm >= LOW_RES_PAGE_PX_PER_MM or abs(frame.source_px_per_mm / page_ppm - 1.0) <= LOW_RES_SCALE_AGREEMENT:
+        return frame
+    return _scale_frame(shape_hw, page_ppm, frame,
+                        f"grid read {frame.source_px_per_mm:.2f} px/mm on a coarse scan: page size used instead")
 
 
 def _find(img: np.ndarray) -> PageFrame:
@@ -659,6 +699,7 @@ def _find(img: np.ndarray) -> PageFrame:
     # the trace and print are darker than grid lines: capping the darkness keeps them from outweighing
     # the grid in the tiles they cross
     dark2 = np.minimum(dark2, np.percentile(dark2, TRACE_CAP_PERCENTILE))
+    dark2 = without_traces(dark2)
     g2 = GlobalGrid(glob.kx * f1 / f2, glob.ky * f1 / f2, glob.confidence)
     tile_px = int(TILE_PERIODS * ANALYSIS_PERIOD_PX)
     tiles = measure_tiles(dark2, g2, tile_px, tile_px // 2)
