@@ -13,6 +13,7 @@ import numpy as np
 MM_PER_INCH = 25.4
 PAPER_SPEED_MM_PER_S = 25.0
 GAIN_MM_PER_MV = 10.0
+LETTER_LONG_MM = 11.0 * MM_PER_INCH  # 279.4 mm: the long side of a US-letter printout
 
 
 @dataclass
@@ -83,6 +84,12 @@ class LeadNameBox:
     name: str
     box: Box
     score: float = 1.0
+
+
+
+def page_size_px_per_mm(height_px: int, width_px: int) -> float:
+    """Fallback scale of a scan that is a whole page: its long side is a letter page's 11 inches."""
+    return max(height_px, width_px) / LETTER_LONG_MM
 
 
 def rotate_points(rows_cols: np.ndarray, angle_deg: float, center_rc: tuple[float, float],

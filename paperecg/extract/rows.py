@@ -272,11 +272,10 @@ def retrack_against_paths(runs: Runs, centres: np.ndarray, chosen: np.ndarray, b
     upper half of a tall R wave that runs past its neighbour's baseline on a 12x1 page) is then free to follow;
     a run a neighbour's path holds costs claimed_cost per column (crossings stay possible)."""
     out = chosen.copy()
+    # a path takes at most one run per column and a run lies in one column: a row holds each run at most once
+    held = np.bincount(chosen[chosen >= 0], minlength=len(runs))
     for r in range(centres.size):
-        claimed = np.zeros(len(runs), dtype=bool)
-        for q in range(centres.size):
-            if q != r:
-                k = chosen[q]
-                claimed[k[k >= 0]] = True
-        out[r] = track_row(runs, r, centres, bands[r], params, search[r], claimed)
+        own = np.zeros(len(runs), dtype=np.int64)
+        own[chosen[r][chosen[r] >= 0]] = 1
+        out[r] = track_row(runs, r, centres, bands[r], params, search[r], held - own > 0)
     return out

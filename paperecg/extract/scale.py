@@ -13,9 +13,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..geometry import MM_PER_INCH, LeadNameBox, PageGeometry
+from ..geometry import LeadNameBox, PageGeometry, page_size_px_per_mm
 
-LETTER_LONG_MM = 11.0 * MM_PER_INCH  # 279.4 mm: the long side of a US-letter printout
 MAJOR_MM = 5.0
 
 
@@ -33,11 +32,6 @@ class GridScale:
 
     def geometry(self) -> PageGeometry:
         return PageGeometry(self.x.px_per_mm, self.y.px_per_mm)
-
-
-def page_size_px_per_mm(height_px: int, width_px: int) -> float:
-    """Fallback scale: the page's long side is a letter page's 11 inches."""
-    return max(height_px, width_px) / LETTER_LONG_MM
 
 
 def darkness(image_rgb: np.ndarray) -> np.ndarray:

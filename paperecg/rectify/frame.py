@@ -41,7 +41,7 @@ import numpy as np
 import scipy.fft
 from scipy.ndimage import maximum_filter1d
 
-from ..geometry import MM_PER_INCH, Box, LeadNameBox
+from ..geometry import MM_PER_INCH, Box, LeadNameBox, page_size_px_per_mm
 from ..warp import MeshWarp, apply_homography, similarity_fit
 
 LOG = logging.getLogger(__name__)
@@ -656,11 +656,6 @@ def find_page_frame(image_rgb: np.ndarray, log=None) -> PageFrame:
     return frame
 
 
-def letter_page_px_per_mm(shape_hw: tuple[int, int]) -> float:
-    """The scale of a scan that is a whole letter page: its long side spans 11 inches."""
-    return max(shape_hw) / LETTER_MM[0]
-
-
 def _checked_low_res_scale(frame: PageFrame, shape_hw: tuple[int, int]) -> PageFrame:
     """On a scan too coarse to resolve the 1-mm lines (under LOW_RES_PAGE_PX_PER_MM, about 66 dpi, if it is a
     whole page) the grid reading can lock onto an alias (ECG-Image-Kit 51-53 dpi scans read 1.43-1.74x
@@ -670,7 +665,7 @@ def _checked_low_res_scale(frame: PageFrame, shape_hw: tuple[int, int]) -> PageF
     (a small image read that fine is a crop of a page, not a coarse whole page)."""
     if frame.method != "scale" or frame.source_px_per_mm >= LOW_RES_PX_PER_MM:
         return frame
-    page_ppm = letter_page_px_per_mm(shape_hw)
+    page_ppm = page_size_px_per_mm(*shape_hw)
     if page_ppm >= LOW_RES_PAGE_PX_PER_MM or abs(frame.source_px_per_mm / page_ppm - 1.0) <= LOW_RES_SCALE_AGREEMENT:
         return frame
     return _scale_frame(shape_hw, page_ppm, frame,
