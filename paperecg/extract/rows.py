@@ -31,32 +31,26 @@ class TrackParams:
     # segmenter's band. Lying inside a QRS stroke's range they cost no jump, so a row could step onto them
     # and cut the stroke's tip off (or cross onto a neighbour). Runs shorter than min_run_rel of the page's
     # median run length (a flat trace's thickness) are never tracked; up to short_rel they pay up to
-    # short_cost per column, falling linearly with length. (eik-dev maps, segmenter of session 6:
-    # 12x1 15.43 -> 17.83 dB, 6x2 20.36 -> 23.64 dB on 16 pages, clean 21.96 -> 25.06 dB on 24.)
+    # short_cost per column, falling linearly with length. (Figures: docs/tuning.md, TrackParams.min_run_rel.)
     min_run_rel: float = 0.3
     short_rel: float = 0.7
     short_cost: float = 1.0
     # Rows that touch or cross (12x1: 13 rows 14 mm apart, QRS complexes at the same time in every row). A row's
     # candidates reach reach_rows row spacings up and down (a tall R wave runs past its neighbour's baseline),
     # and a second pass tracks each row against the others' first-pass paths, a run another row's path holds
-    # costing claimed_cost per column unless it crosses the row's own line. (eik-dev/12x1, segmenter maps,
-    # first 16 pages: 19.56 dB; reach 1.5 / 2 / 2.5 / 3 alone 19.77 / 19.80 / 19.80 / 19.43; reach 2, the
-    # second pass and the stroke's row owning a crossing run (core._stroke_rows_own_run): claimed cost 0.1 /
-    # 0.5 / 2 / 4 / 8: 15.98 / 20.15 / 21.39 / 21.36 / 21.20; two second passes at 2: 20.97; reach 3: 20.52;
-    # free across the own line: 21.36, needed where the stroke's run is one long run through both lines.
-    # All 32 pages: 18.44 -> 19.98 dB. Rows far apart keep their band (max_reach_mm): uncapped, a distorted 3x4
-    # page's row reached two rows away and lost two leads (eik-dev/distorted first 12: 21.86 -> 21.55, photo
-    # 14.79 -> 14.56; capped: 21.86, 14.88)
+    # costing claimed_cost per column unless it crosses the row's own line (free across it: the stroke's run
+    # may be one long run through both lines). Rows far apart keep their band (max_reach_mm): uncapped, a
+    # distorted 3x4 page's row reached two rows away and lost two leads. (Figures: docs/tuning.md,
+    # TrackParams.reach_rows.)
     reach_rows: float = 2.0
     max_reach_mm: float = 30.0
     second_pass: bool = True
     claimed_cost: float = 2.0
     # Which short runs are specks (speck_mask): a phone photo's faint trace leaves thin runs over whole
-    # stretches, which the rule above dropped (18 real photos: 8.0 % of the leads' samples unread, 12 % of
-    # 03784's lead II strip). A short run is a speck when it lies inside a stroke up to speck_reach_cols
-    # columns away or within beside_rel median lengths of a thicker run in its own column (a grid line beside
-    # a flat trace); other short runs are trace, kept and not charged. None: every short run is a speck (the
-    # rule as first made). (A third test, thin runs in chains of under 4 columns, changed nothing measurable.)
+    # stretches, which the rule above dropped. A short run is a speck when it lies inside a stroke up to
+    # speck_reach_cols columns away or within beside_rel median lengths of a thicker run in its own column (a
+    # grid line beside a flat trace); other short runs are trace, kept and not charged. None: every short run
+    # is a speck. (Figures: docs/tuning.md, TrackParams.speck_reach_cols.)
     speck_reach_cols: int | None = 2
     beside_rel: float = 4.0
 
