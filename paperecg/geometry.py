@@ -13,6 +13,7 @@ import numpy as np
 MM_PER_INCH = 25.4
 PAPER_SPEED_MM_PER_S = 25.0
 GAIN_MM_PER_MV = 10.0
+MAJOR_MM = 5.0  # the printed grid's major lines: every 5 mm (minor lines every 1 mm)
 LETTER_LONG_MM = 11.0 * MM_PER_INCH  # 279.4 mm: the long side of a US-letter printout
 
 

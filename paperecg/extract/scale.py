@@ -13,9 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..geometry import LeadNameBox, PageGeometry, page_size_px_per_mm
-
-MAJOR_MM = 5.0
+from ..geometry import MAJOR_MM, LeadNameBox, PageGeometry, page_size_px_per_mm
 
 
 @dataclass

@@ -41,7 +41,7 @@ import numpy as np
 import scipy.fft
 from scipy.ndimage import maximum_filter1d
 
-from ..geometry import MM_PER_INCH, Box, LeadNameBox, page_size_px_per_mm
+from ..geometry import MAJOR_MM, MM_PER_INCH, Box, LeadNameBox, page_size_px_per_mm
 from ..warp import MeshWarp, apply_homography, similarity_fit
 
 LOG = logging.getLogger(__name__)
@@ -50,7 +50,6 @@ CANONICAL_DPI = 200.0
 CANONICAL_PX_PER_MM = CANONICAL_DPI / MM_PER_INCH  # 7.874
 LETTER_MM = (279.4, 215.9)  # landscape letter page: the canonical page is at least this big (padded)
 MAX_PAGE_MM = (290.0, 224.0)  # a grid region larger than this is cut to it (around its centre)
-MAJOR_MM = 5.0  # the tracked grid period: major lines
 ANALYSIS_PERIOD_PX = 24.0  # 5 mm in the analysis image
 COARSE_LONG_PX = 1600  # long side of the first (global) look
 TILE_PERIODS = 4  # tile side in major periods (20 mm)
