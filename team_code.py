@@ -4,11 +4,11 @@
 Thin on purpose: the work lives in the paperecg package (see ARCHITECTURE.md). This file imports nothing
 from helper_code, so it works with our copy or the organizers'.
 """
-from paperecg.pipeline import entry
+from paperecg.pipeline import entry, training
 
 
 def train_models(data_folder, model_folder, verbose):
-    entry.train(data_folder, model_folder, bool(verbose))
+    training.train(data_folder, model_folder, bool(verbose))
 
 
 def load_models(model_folder, verbose):

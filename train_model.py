@@ -10,7 +10,7 @@ needs nothing extra:
     PAPERECG_DDP_PROCS=1 python train_model.py -d DATA -m MODEL -v    # one process, no torchrun
 
 train_models trains the prevalence model and the lead-name detector itself, then runs
-`python -m torch.distributed.run --standalone --nproc_per_node N -m paperecg.pipeline.ddp DATA MODEL` for the
+`python -m torch.distributed.run --standalone --nproc_per_node N -m paperecg.pipeline.training DATA MODEL` for the
 rest; if that fails it trains them in its own process. Launching the ranks yourself works too:
 
     torchrun --standalone --nproc_per_node 2 train_model.py -d DATA -m MODEL -v

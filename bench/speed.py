@@ -163,7 +163,7 @@ def main(argv=None) -> int:
             clock.reset()
             t, c = time.perf_counter(), time.process_time()
             clock._stack.append([0.0, 0.0])
-            signal = digitizer.digitize(a.record, header, log=quiet)
+            result = digitizer.digitize_record(a.record, header, log=quiet)
             inner_t, inner_c = clock._stack.pop()
             walls.append(time.perf_counter() - t)
             cpus.append(time.process_time() - c)
@@ -172,7 +172,7 @@ def main(argv=None) -> int:
             stages_wall.append(dict(clock.wall))
             stages_cpu.append(dict(clock.cpu))
     names = sorted({k for s in stages_wall for k in s}, key=lambda k: -np.median([s.get(k, 0) for s in stages_cpu]))
-    first = digitizer.last_pages[0] if digitizer.last_pages else None
+    first = result.pages[0] if result.pages else None
     rect = first.rectified if first is not None else None
     from PIL import Image
 
@@ -189,7 +189,7 @@ def main(argv=None) -> int:
         "load_avg_1min": round(os.getloadavg()[0], 2),
         "cpu_s_by_stage": {k: round(float(np.median([s.get(k, 0.0) for s in stages_cpu])), 3) for k in names},
         "wall_s_by_stage": {k: round(float(np.median([s.get(k, 0.0) for s in stages_wall])), 3) for k in names},
-        "leads_read": int(np.isfinite(signal).any(axis=0).sum()),
+        "leads_read": int(np.isfinite(result.signal).any(axis=0).sum()),
         "frame": rect.frame.method if rect is not None and rect.frame is not None else None,
         "input_scale": round(float(getattr(rect, "input_scale", 1.0)), 4) if rect is not None else None,
         "repeat": len(walls),

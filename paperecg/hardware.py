@@ -106,6 +106,52 @@ PROFILES = {
 }
 
 
+# --- recipes: each trainer's settings that follow the profile (the budgets are the profile's fields) --------
+
+# segmenter: the paper's width (base 32) on a GPU; base 16 on the CPU, where a wall-clock budget buys more
+# steps with the narrower net and inference stays well under the 1.5 s/page target. On the CPU it trains on
+# crops: 8 of them cost about as much as one page-sized batch of 2.
+SEGMENTER_BASE_CHANNELS = {"cuda": 32, "cpu": 16}
+SEGMENTER_CROP_BATCH = 8
+
+
+def segmenter_base_channels(device_type: str) -> int:
+    return SEGMENTER_BASE_CHANNELS["cuda" if device_type == "cuda" else "cpu"]
+
+
+@dataclass(frozen=True)
+class DetectorRecipe:
+    batch: int  # crops per step
+    loader_workers: int  # ultralytics data-loader processes
+
+
+def detector_recipe(prof: Profile) -> DetectorRecipe:
+    """The gpu recipe: big batches and loader workers (also when the gpu profile is tried out on a CPU);
+    CPU recipes: small batches, more steps in the budget, rendering in the main process."""
+    if prof.name == "gpu":
+        return DetectorRecipe(64, min(4, prof.num_workers))
+    return DetectorRecipe(8, 0)
+
+
+CLASSIFIER_RECIPES = {
+    "gpu": dict(image_size_px=384, image_batch=32, signal_batch=128, signal_max_epochs=150, image_max_epochs=60,
+                workers=6),
+    "tiny": dict(image_size_px=64, image_batch=4, signal_batch=16, signal_max_epochs=2, image_max_epochs=1,
+                 workers=0),
+    "cpu": dict(image_size_px=224, image_batch=16, signal_batch=32, signal_max_epochs=80, image_max_epochs=40,
+                workers=1),
+}
+
+
+def classifier_recipe(prof: Profile) -> dict:
+    """Crop size, batches, epoch caps and loader workers of the classifier's two branches; on the gpu recipe
+    the profile's worker count caps the loader workers (PAPERECG_CONFIG tests)."""
+    recipe = dict(CLASSIFIER_RECIPES.get(prof.name, CLASSIFIER_RECIPES["cpu"]))
+    if prof.name == "gpu":
+        recipe["workers"] = min(recipe["workers"], prof.num_workers)
+    return recipe
+
+
 def select_profile() -> Profile:
     name = os.environ.get("PAPERECG_PROFILE") or ("gpu" if cuda_device_count() > 0 else "cpu")
     if name not in PROFILES:

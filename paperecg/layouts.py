@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 STANDARD_LEADS: tuple[str, ...] = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 _CANONICAL = {name.casefold(): name for name in STANDARD_LEADS}
 
@@ -95,6 +97,13 @@ class Layout:
             return self.col_windows[col]
         return col / num_cols, (col + 1) / num_cols
 
+    def rows(self) -> list[list[Cell]]:
+        """The cells of each printed row, top to bottom."""
+        rows: list[list[Cell]] = [[] for _ in range(self.num_rows)]
+        for cell in self.cells():
+            rows[cell.row].append(cell)
+        return rows
+
     def cells(self) -> list[Cell]:
         cells = []
         for r, row in enumerate(self.grid):
@@ -132,3 +141,29 @@ LAYOUTS: dict[str, Layout] = {
     "12x1-cabrera": Layout("12x1-cabrera", tuple((lead,) for lead in _CABRERA_LIMB + STANDARD_LEADS[6:])),
 }
 DEFAULT_LAYOUT = "3x4+1"
+
+
+def align_rows(gain: np.ndarray) -> tuple[float, np.ndarray]:
+    """Best order-keeping assignment of found rows (gain's rows) to layout rows (its columns), each found row
+    to at most one layout row and back, by dynamic programming; (total gain, layout row per found row or -1).
+    The one row matcher of the package: the lead-name decoder (rectify/names.py) and the extractor's cells
+    (extract/cells.py) each score (found row, layout row) pairs their own way and place rows with it."""
+    k_rows, s_rows = gain.shape
+    best = np.zeros((k_rows + 1, s_rows + 1))
+    step = np.zeros((k_rows + 1, s_rows + 1), np.int8)  # 0 skip found row, 1 skip layout row, 2 match
+    for k in range(1, k_rows + 1):
+        for s in range(1, s_rows + 1):
+            options = (best[k - 1, s], best[k, s - 1], best[k - 1, s - 1] + gain[k - 1, s - 1])
+            step[k, s] = int(np.argmax(options))
+            best[k, s] = options[step[k, s]]
+    mapping = np.full(k_rows, -1, np.int64)
+    k, s = k_rows, s_rows
+    while k > 0 and s > 0:
+        if step[k, s] == 2:
+            mapping[k - 1] = s - 1
+            k, s = k - 1, s - 1
+        elif step[k, s] == 1:
+            s -= 1
+        else:
+            k -= 1
+    return float(best[k_rows, s_rows]), mapping

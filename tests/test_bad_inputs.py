@@ -8,9 +8,9 @@ import pytest
 from conftest import LEADS_12, make_record
 from PIL import Image
 
-from paperecg.pipeline import entry
+from paperecg.pipeline import entry, training
 from paperecg.pipeline.data import UnusableDataError
-from paperecg.pipeline.digitizer import Digitizer
+from paperecg.pipeline.digitizer import DigitizedRecord, Digitizer
 from paperecg.pipeline.prevalence import PrevalenceModel
 from paperecg.records import images as images_module
 from paperecg.records.io import load_header_info, load_signal, save_outputs, write_record
@@ -35,18 +35,18 @@ class ConstantDigitizer(Digitizer):
         super().__init__()
         self.value_mv = value_mv
 
-    def digitize(self, record, header, verbose=False, log=print, pages=None):
+    def digitize_record(self, record, header, verbose=False, log=print, pages=None):
         sign = np.where(np.arange(header.num_leads) % 2 == 0, 1.0, -1.0)
-        return np.full((header.num_samples, header.num_leads), self.value_mv) * sign
+        return DigitizedRecord(np.full((header.num_samples, header.num_leads), self.value_mv) * sign)
 
 
-def untrained_classifier() -> entry.Classifier:
+def untrained_classifier() -> entry.Labeller:
     """The real classifier object (an untrained signal network, no image network): it answers from a
     digitized signal and has nothing to say without one."""
     from paperecg.classify.model import Classifier, ClassifierConfig, make_signal_net
 
     cfg = ClassifierConfig(num_signal_models=1)
-    return entry.Classifier(PREVALENCE, Classifier(cfg, [make_signal_net(cfg)], None))
+    return entry.Labeller(PREVALENCE, Classifier(cfg, [make_signal_net(cfg)], None))
 
 
 def good_page_record(folder, image_names: list[str]) -> tuple[str, np.ndarray]:
@@ -74,7 +74,7 @@ def test_garbage_pages_cost_nothing_beside_a_good_page(tmp_path, capsys):
     record, truth = good_page_record(tmp_path, ["random.png", "good.png", "text.jpg"])
     (tmp_path / "random.png").write_bytes(np.random.default_rng(1).integers(0, 256, 3000, np.uint8).tobytes())
     (tmp_path / "text.jpg").write_text("this is not a JPEG\n")
-    signal, _ = entry.run(record, Digitizer(segmenter=DarkInk()), entry.Classifier(PREVALENCE))
+    signal, _ = entry.run(record, Digitizer(segmenter=DarkInk()), entry.Labeller(PREVALENCE))
     err = capsys.readouterr().err
     for name in ("random.png", "text.jpg"):
         lines = warnings_about(err, name)
@@ -99,7 +99,7 @@ def test_headers_without_signals_never_stop_the_save_step(tmp_path, header_text)
     record = str(tmp_path / "data" / "rec")
     with open(record + ".hea", "w") as f:
         f.write(header_text)
-    signal, labels = entry.run(record, Digitizer(), entry.Classifier(PREVALENCE))
+    signal, labels = entry.run(record, Digitizer(), entry.Labeller(PREVALENCE))
     assert signal is None and labels == PREVALENCE.predict()
     out = str(tmp_path / "out" / "rec")
     save_outputs(out, header_text, signal, labels)  # what run_model.py does after run_models
@@ -119,7 +119,7 @@ def test_values_are_clipped_into_each_leads_format_with_its_baseline(tmp_path):
     header_text = "\n".join(lines) + "\n"
     with open(record + ".hea", "w") as f:
         f.write(header_text)
-    signal, labels = entry.run(record, ConstantDigitizer(20.0), entry.Classifier(PREVALENCE))
+    signal, labels = entry.run(record, ConstantDigitizer(20.0), entry.Labeller(PREVALENCE))
     out = str(tmp_path / "out" / "rec")
     save_outputs(out, header_text, signal, labels)  # raised IndexError 'outside allowed range' before
     stored, _ = load_signal(out)
@@ -169,7 +169,7 @@ def test_training_names_the_real_shortfall_before_training(tmp_path, monkeypatch
     make_record(one, "00001_lr")
     monkeypatch.setenv("PAPERECG_COMPONENTS", "detector,segmenter,classifier")
     with pytest.raises(UnusableDataError, match="at least 2 records with signal files"):
-        entry.train(str(one), str(tmp_path / "m1"))
+        training.train(str(one), str(tmp_path / "m1"))
     assert not os.path.exists(tmp_path / "m1")
 
     mixed = tmp_path / "mixed"
@@ -178,7 +178,7 @@ def test_training_names_the_real_shortfall_before_training(tmp_path, monkeypatch
     make_record(mixed, "unlabelled", labels=None)
     monkeypatch.setenv("PAPERECG_COMPONENTS", "classifier")
     with pytest.raises(UnusableDataError, match="no labelled record has one.*2 usable record"):
-        entry.train(str(mixed), str(tmp_path / "m2"))
+        training.train(str(mixed), str(tmp_path / "m2"))
     assert not os.path.exists(tmp_path / "m2")
 
 
@@ -199,18 +199,18 @@ def test_a_failed_training_leaves_no_usable_looking_model(tmp_path, monkeypatch)
     monkeypatch.setattr(classify_train, "train_classifier", failing_trainer)
     monkeypatch.setenv("PAPERECG_COMPONENTS", "classifier")
     with pytest.raises(RuntimeError, match="simulated"):
-        entry.train(str(data), str(tmp_path / "fresh"))
+        training.train(str(data), str(tmp_path / "fresh"))
     assert not os.path.exists(tmp_path / "fresh")
 
     # a previous model stays exactly as it was
     monkeypatch.setenv("PAPERECG_COMPONENTS", "")
-    entry.train(str(data), str(tmp_path / "model"))
+    training.train(str(data), str(tmp_path / "model"))
     before = sorted(os.listdir(tmp_path / "model"))
     prevalence_before = open(tmp_path / "model" / "prevalence.json").read()
     make_record(data, "00002_lr", labels=("PVC",), seed=2)
     monkeypatch.setenv("PAPERECG_COMPONENTS", "classifier")
     with pytest.raises(RuntimeError, match="simulated"):
-        entry.train(str(data), str(tmp_path / "model"))
+        training.train(str(data), str(tmp_path / "model"))
     assert sorted(os.listdir(tmp_path / "model")) == before == ["prevalence.json"]
     assert open(tmp_path / "model" / "prevalence.json").read() == prevalence_before
 

@@ -151,7 +151,7 @@ def test_only_rank_zero_writes_the_model_folder(ddp_reports):
 def test_launch_command_and_environment():
     cmd = torchrun_command("d", "m", 3, verbose=True)
     assert cmd[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "3"]
-    assert cmd[-4:-1] == ["paperecg.pipeline.ddp", os.path.abspath("d"), os.path.abspath("m")]
+    assert cmd[-4:-1] == ["paperecg.pipeline.training", os.path.abspath("d"), os.path.abspath("m")]
     env = child_env(["segmenter"], base={"PYTHONPATH": "/x"})
     assert env["PAPERECG_COMPONENTS"] == "segmenter" and env["PAPERECG_DDP_PROCS"] == "1"
     assert env["PYTHONPATH"].endswith(os.pathsep + "/x")

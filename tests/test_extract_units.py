@@ -205,7 +205,7 @@ def test_tall_r_wave_past_the_neighbours_line_is_followed_to_its_tip():
     """12x1 pages: a QRS taller than the row pitch. The row must follow its R wave past the neighbour's line
     (the first pass's band ended at the neighbour's centre and cut the tip), and the neighbour it crosses must
     stay on its own line instead of riding the stroke."""
-    from paperecg.extract.core import track_rows
+    from paperecg.extract.rows import track_rows
     from paperecg.geometry import PageGeometry
 
     mask, lines = _tall_r_wave_page()
@@ -228,7 +228,7 @@ def test_a_stroke_crossing_a_row_keeps_both_edges_of_its_run():
     """Where the bottom row's R wave crosses the middle row's line, the two share one run. The crossed row is
     bridged (no evidence there); the stroke's row keeps both edges of the run as evidence (an upper/lower split
     gave it one edge and a trace width, which cut the stroke at the crossed line)."""
-    from paperecg.extract.core import resolve_shared, track_rows
+    from paperecg.extract.rows import resolve_shared, track_rows
     from paperecg.geometry import PageGeometry
 
     mask, _ = _tall_r_wave_page()

@@ -65,30 +65,30 @@ def test_train_then_run_end_to_end(tmp_path, train_folder):
 
 
 def test_training_learns_from_the_data(tmp_path):
-    from paperecg.pipeline import entry
+    from paperecg.pipeline import entry, training
 
     a, b = tmp_path / "a", tmp_path / "b"
     make_record(a, "00001_lr", labels=("NORM",))
     make_record(b, "00001_lr", labels=("AFIB/AFL", "CD"))
-    entry.train(str(a), str(tmp_path / "ma"))
-    entry.train(str(b), str(tmp_path / "mb"))
+    training.train(str(a), str(tmp_path / "ma"))
+    training.train(str(b), str(tmp_path / "mb"))
     rec = str(a / "00001_lr")
     assert entry.run(rec, *entry.load(str(tmp_path / "ma")))[1] == ["NORM"]
     assert entry.run(rec, *entry.load(str(tmp_path / "mb")))[1] == ["CD", "AFIB/AFL"]
 
 
 def test_training_refuses_unusable_data(tmp_path):
-    from paperecg.pipeline import entry
+    from paperecg.pipeline import training
 
     (tmp_path / "empty").mkdir()
     with pytest.raises(UnusableDataError, match="no records"):
-        entry.train(str(tmp_path / "empty"), str(tmp_path / "m"))
+        training.train(str(tmp_path / "empty"), str(tmp_path / "m"))
     make_record(tmp_path / "nolabels", labels=None)
     with pytest.raises(UnusableDataError, match="Labels"):
-        entry.train(str(tmp_path / "nolabels"), str(tmp_path / "m"))
+        training.train(str(tmp_path / "nolabels"), str(tmp_path / "m"))
     make_record(tmp_path / "nosignal", with_signal=False)
     with pytest.raises(UnusableDataError, match="usable"):
-        entry.train(str(tmp_path / "nosignal"), str(tmp_path / "m"))
+        training.train(str(tmp_path / "nosignal"), str(tmp_path / "m"))
     r = run_script(["train_model.py", "-d", str(tmp_path / "missing"), "-m", str(tmp_path / "m")])
     assert r.returncode != 0 and "not found" in r.stderr
 

@@ -191,3 +191,25 @@ def test_rows_from_names_drop_a_blob_row_and_add_a_missed_one():
     fixed = rows_from_names(boxes, found)
     assert fixed is not None and np.allclose(fixed, truth, atol=1.0)
     assert rows_from_names(boxes, truth) is None
+
+
+def test_rows_group_the_cells_of_each_printed_row():
+    from paperecg.layouts import LAYOUTS
+
+    rows = LAYOUTS["3x4+1"].rows()
+    assert [[c.lead for c in row] for row in rows] == [["I", "aVR", "V1", "V4"], ["II", "aVL", "V2", "V5"],
+                                                       ["III", "aVF", "V3", "V6"], ["II"]]
+
+
+def test_align_rows_keeps_order_and_may_skip_a_layout_row():
+    import numpy as np
+
+    from paperecg.layouts import align_rows
+
+    # found rows 0, 1 match layout rows 0 and 2 (row 1 was missed on the page); found row 2 matches nothing
+    gain = np.array([[3.0, 1.0, 0.0, 0.0], [0.0, 1.0, 2.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    total, mapping = align_rows(gain)
+    assert total == 5.0 and list(mapping[:2]) == [0, 2] and mapping[2] in (-1, 3)
+    # order is kept: a crossing assignment (found 0 -> layout 1, found 1 -> layout 0) is never chosen
+    total, mapping = align_rows(np.array([[0.0, 5.0], [5.0, 0.0]]))
+    assert total == 5.0 and sorted(m for m in mapping if m >= 0) == [m for m in mapping if m >= 0]

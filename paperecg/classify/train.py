@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..hardware import amp_dtype, ddp_rank_world, ddp_setup, needs_grad_scaler, select_profile, set_threads
+from ..hardware import classifier_recipe, ddp_rank_world, ddp_setup, select_profile, set_threads
+from ..harness import AmpStep, BudgetClock, atomic_torch_save, set_lr, sync_progress, warmup_cosine_lr
 from ..records.header import HeaderInfo
 from ..records.io import image_paths, load_header_info, load_signal
 from ..records.labels import CLASSES, labels_to_multi_hot
@@ -90,13 +91,6 @@ def make_folds(y: np.ndarray, k: int, seed: int) -> np.ndarray:
     offset = int(rng.integers(k))
     folds[order] = (np.arange(n) + offset) % k
     return folds
-
-
-def _progress_lr(progress: float, base_lr: float, warmup: float = 0.03) -> float:
-    """Linear warm-up then cosine decay over progress in [0, 1] (time- or step-based, whichever is ahead)."""
-    if progress < warmup:
-        return base_lr * max(progress / warmup, 0.05)
-    return base_lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, (progress - warmup) / (1.0 - warmup))))
 
 
 def _masked_bce(pos_weight: torch.Tensor, class_mask: torch.Tensor):
@@ -181,9 +175,8 @@ def train_signal_net(cfg: ClassifierConfig, xs: list[np.ndarray], demo: list[tup
                           torch.tensor(trained.astype(np.float32), device=device))
     ds = SignalTrainSet(xs, demo, y.astype(np.float32), seed)
     bs = max(1, min(batch_size, len(ds)))
-    budget_s, t0 = minutes * 60.0, time.time()
     steps_per_epoch = math.ceil(len(ds) / bs)
-    total_steps, step = max(1, max_epochs * steps_per_epoch), 0
+    clock, step = BudgetClock(minutes * 60.0, max(1, max_epochs * steps_per_epoch)), 0
     for epoch in range(max_epochs):
         ds.epoch = epoch
         loader = torch.utils.data.DataLoader(ds, batch_size=bs, shuffle=True, drop_last=len(ds) > bs,
@@ -191,9 +184,7 @@ def train_signal_net(cfg: ClassifierConfig, xs: list[np.ndarray], demo: list[tup
         net.train()
         running = 0.0
         for xb, fb, yb in loader:
-            progress = max((time.time() - t0) / budget_s, step / total_steps)
-            for g in opt.param_groups:
-                g["lr"] = _progress_lr(progress, lr)
+            set_lr(opt, warmup_cosine_lr(clock.progress(step), lr))
             loss = loss_fn(net(xb.to(device), fb.to(device)), yb.to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -201,8 +192,8 @@ def train_signal_net(cfg: ClassifierConfig, xs: list[np.ndarray], demo: list[tup
             running += loss.item()
             step += 1
         _log(verbose, f"  signal epoch {epoch + 1}: loss {running / max(1, steps_per_epoch):.4f}, "
-                      f"{time.time() - t0:.0f}s")
-        if time.time() - t0 >= budget_s:
+                      f"{clock.elapsed_s():.0f}s")
+        if clock.elapsed_s() >= clock.budget_s:
             break
     return net.eval()
 
@@ -314,12 +305,9 @@ def train_image_net(cfg: ClassifierConfig, records: list[TrainRecord], y: np.nda
                           torch.tensor(trained.astype(np.float32), device=device))
     ds = ImageTrainSet(records, y.astype(np.float32), cfg.image_size_px, cfg.render_dpi, seed + 1000 * rank)
     bs = max(1, min(batch_size, len(ds)))
-    # float16 + scaler on CUDA; bfloat16 autocast without a scaler on the CPU (see hardware.amp_dtype)
-    scaler = torch.amp.GradScaler(device.type, enabled=needs_grad_scaler(device.type, amp))
-    autocast_dtype = amp_dtype(device.type)
+    amp_step = AmpStep(device, amp)  # float16 + scaler on CUDA; bfloat16 autocast without a scaler on the CPU
     budget_s = minutes * 60.0
-    t0 = time.time() - elapsed_before
-    total_steps = max(1, max_epochs * math.ceil(len(ds) / bs))
+    clock = BudgetClock(budget_s, max(1, max_epochs * math.ceil(len(ds) / bs)), elapsed_before)
     last_ckpt = time.time()
     bar = tqdm(total=int(budget_s), unit="s", desc="image branch", disable=not verbose or rank != 0)
     done = False
@@ -330,49 +318,30 @@ def train_image_net(cfg: ClassifierConfig, records: list[TrainRecord], y: np.nda
                                              generator=torch.Generator().manual_seed(seed + epoch + 1000 * rank))
         model.train()
         for xb, yb in loader:
-            progress = max((time.time() - t0) / budget_s, step / total_steps)
-            if world > 1:  # every rank must stop at the same step, or DDP's all-reduce hangs
-                flag = torch.tensor([progress], device=device)
-                torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-                progress = float(flag.item())
+            progress = sync_progress(clock.progress(step), world, device)
             if progress >= 1.0:
                 done = True
                 break
-            for g in opt.param_groups:
-                g["lr"] = _progress_lr(progress, lr)
-            with torch.autocast(device_type=device.type, dtype=autocast_dtype, enabled=amp):
+            set_lr(opt, warmup_cosine_lr(progress, lr))
+            with amp_step.autocast():
                 logits = model(xb.to(device, non_blocking=True))
             loss = loss_fn(logits.float(), yb.to(device))
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
+            amp_step.step(loss, opt)
             step += 1
-            bar.n = min(int(time.time() - t0), int(budget_s))
+            bar.n = min(int(clock.elapsed_s()), int(budget_s))
             bar.set_postfix(step=step, epoch=epoch, loss=f"{loss.item():.3f}")
             if rank == 0 and time.time() - last_ckpt > 300:
-                torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step,
-                            "elapsed_s": time.time() - t0, "epoch": epoch}, ckpt)
+                atomic_torch_save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step,
+                                   "elapsed_s": clock.elapsed_s(), "epoch": epoch}, ckpt)
                 last_ckpt = time.time()
         if done:
             break
     bar.close()
-    _log(verbose, f"image branch: {step} steps in {time.time() - t0:.0f}s")
+    _log(verbose, f"image branch: {step} steps in {clock.elapsed_s():.0f}s")
     return net.eval()
 
 
 # --- orchestration --------------------------------------------------------------------------------------
-
-def _settings(profile_name: str) -> dict:
-    if profile_name == "gpu":
-        return dict(image_size_px=384, image_batch=32, signal_batch=128, signal_max_epochs=150,
-                    image_max_epochs=60, workers=6)
-    if profile_name == "tiny":
-        return dict(image_size_px=64, image_batch=4, signal_batch=16, signal_max_epochs=2, image_max_epochs=1,
-                    workers=0)
-    return dict(image_size_px=224, image_batch=16, signal_batch=32, signal_max_epochs=80, image_max_epochs=40,
-                workers=1)
-
 
 def train_classifier(record_paths: list[str], out_dir: str, minutes: float | None = None,
                      signal_folds: int = 4, use_image: bool = True, image_arch: str = "resnet50",
@@ -382,10 +351,8 @@ def train_classifier(record_paths: list[str], out_dir: str, minutes: float | Non
     held-out training records, save to out_dir and return the Classifier."""
     t_start = time.time()
     profile = select_profile()
-    settings = _settings(profile.name)
+    settings = classifier_recipe(profile)
     minutes = float(profile.classifier_minutes if minutes is None else minutes)
-    if profile.name == "gpu":  # the profile's worker count caps the loader workers (PAPERECG_CONFIG tests)
-        settings["workers"] = min(settings["workers"], profile.num_workers)
     device = ddp_setup(profile.device)  # cuda:LOCAL_RANK under torchrun; joins the process group
     if device.type == "cpu":
         # the loader worker (augmentation, rendering) needs a core of its own: torch threads that compete
@@ -485,6 +452,23 @@ def train_classifier(record_paths: list[str], out_dir: str, minutes: float | Non
     # decisions: signal thresholds on all out-of-fold scores; image and fused on fold 0
     notes: dict = {"records": len(records), "signal_folds": k, "minutes_budget": minutes,
                    "class_counts": {c: int(n) for c, n in zip(CLASSES, y.sum(0))}, "image_init": image_init}
+    notes.update(tune_decisions(cfg, oof, p_img_val, y, val, trained, seed))
+    if p_img_val is not None and rank == 0:
+        np.savez_compressed(os.path.join(work_dir, "val_probs.npz"), oof=oof, image_val=p_img_val, val_index=val, y=y)
+    notes["wall_minutes"] = round((time.time() - t_start) / 60.0, 2)
+    cfg.notes = notes
+    clf = Classifier(cfg, signal_nets, image_net, str(device))
+    if rank == 0:
+        clf.save(out_dir)
+        _log(verbose, "saved to", out_dir, json.dumps(notes))
+    return clf
+
+
+def tune_decisions(cfg: ClassifierConfig, oof: np.ndarray, p_img_val: np.ndarray | None, y: np.ndarray,
+                   val: np.ndarray, trained: np.ndarray, seed: int) -> dict:
+    """Per-class thresholds (signal on every out-of-fold score; image and fused on fold 0) and the fusion
+    weight, set on cfg; classes absent from training get infinite thresholds. Returns the validation notes."""
+    notes: dict = {}
     has_oof = np.isfinite(oof).all(axis=1)
     if has_oof.any():
         cfg.thresholds_signal = tune_thresholds(oof[has_oof], y[has_oof], trained).tolist()
@@ -501,21 +485,12 @@ def train_classifier(record_paths: list[str], out_dir: str, minutes: float | Non
             cfg.fusion_weight_signal, cfg.thresholds_fused = w, thr.tolist()
             notes["val_macro_f_fused"] = f
             notes["val_macro_f_signal_fold0"] = _score(oof[val][both], y[val][both], cfg.thresholds_signal, cfg)
-        if rank == 0:
-            np.savez_compressed(os.path.join(work_dir, "val_probs.npz"), oof=oof, image_val=p_img_val,
-                                val_index=val, y=y)
     else:
         cfg.thresholds_fused = list(cfg.thresholds_signal)
         cfg.fusion_weight_signal = 1.0
     for name in ("thresholds_signal", "thresholds_image", "thresholds_fused"):
         setattr(cfg, name, [t if tr_ else float("inf") for t, tr_ in zip(getattr(cfg, name), trained)])
-    notes["wall_minutes"] = round((time.time() - t_start) / 60.0, 2)
-    cfg.notes = notes
-    clf = Classifier(cfg, signal_nets, image_net, str(device))
-    if rank == 0:
-        clf.save(out_dir)
-        _log(verbose, "saved to", out_dir, json.dumps(notes))
-    return clf
+    return notes
 
 
 def choose_fusion(p_signal: np.ndarray, p_image: np.ndarray, y: np.ndarray, trained: np.ndarray,

@@ -158,14 +158,14 @@ def label_probabilities(model, p_signal, p_image):
 
 
 def cmd_classify(a: argparse.Namespace) -> int:
-    from paperecg.pipeline.entry import Classifier
+    from paperecg.pipeline.entry import Labeller
 
     from .digitize import Options, find_jobs, read_job
 
     model = find_model(a.model)
     opts = Options(out="", model=model, fs_hz=a.fs, seconds=a.seconds, overlay=False)
     jobs = find_jobs(a.paths)
-    classifier = Classifier.load(model)
+    classifier = Labeller.load(model)
     answers, failed = [], []
     for job in jobs:
         try:

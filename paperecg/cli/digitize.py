@@ -215,15 +215,16 @@ def read_job(job: Job, opts: Options):
     record, header, source = job_header(job, opts)
     messages: list[str] = []
     prefix = f"{record}: "
+
+    def note(m: str) -> None:
+        messages.append(m[len(prefix):] if m.startswith(prefix) else m)
+
     try:
-        signal = digitizer.digitize(record, header, log=lambda m: messages.append(m[len(prefix):]
-                                                                                  if m.startswith(prefix) else m))
-    except Exception as e:  # noqa: BLE001 - before any page was read it is the image file that is bad
-        if digitizer.last_pages:
-            raise
+        result = digitizer.digitize_record(record, header, log=note)
+    except Exception as e:  # noqa: BLE001 - a page's own failure is kept in its result: this is the image file
         names = ", ".join(os.path.basename(i) for i in job.images)
         raise ValueError(f"not a readable image ({names}): {type(e).__name__}: {e}") from e
-    pages = list(digitizer.last_pages)
+    signal, pages = result.signal, result.pages
     if not pages:
         raise ValueError("; ".join(messages) or "no page could be read")
     if all(p.error is not None for p in pages):

@@ -1,5 +1,5 @@
 """What `paperecg digitize` writes beside the WFDB record: the CSV of the signal and the JSON of what was
-found. Pure functions of the digitizer's results (`Digitizer.last_pages`: PageResult -> RectifiedPage,
+found. Pure functions of the digitizer's results (`Digitizer.digitize_record(...).pages`: PageResult -> RectifiedPage,
 Extraction), so a field added upstream is one line here.
 """
 from __future__ import annotations

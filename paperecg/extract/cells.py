@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..geometry import LeadNameBox
-from ..layouts import LAYOUTS, Layout, printed_lead
+from ..layouts import LAYOUTS, Layout, align_rows, printed_lead
 
 MIN_LAYOUT_AGREEMENT = 0.75  # share of the name boxes a known layout must explain to be taken
 COL_TOL = 0.06  # a name may start this fraction of the time axis before its cell's page position
@@ -162,13 +162,6 @@ class _Named:
     sign: int
 
 
-def _layout_rows(layout: Layout) -> list[list]:
-    rows: list[list] = [[] for _ in range(layout.num_rows)]
-    for cell in layout.cells():
-        rows[cell.row].append(cell)
-    return rows
-
-
 def _cell_at(cells: list, frac: float):
     for cell in cells:
         if cell.page_x0 - COL_TOL <= frac < cell.page_x1 - COL_TOL:
@@ -181,13 +174,11 @@ def match_layout(named: list[_Named], found_rows: list[int], layouts: dict[str, 
     """The known layout, and the order-keeping map of found rows (with names) onto its rows, that explains the
     most names (a name is explained when the layout prints that lead at its place on the page). Returns
     (layout name or None, {found row: layout row}, share of names explained)."""
-    from ..rectify.names import _align_rows
-
     if not named:
         return None, {}, 0.0
     best: tuple[str | None, dict[int, int], float] = (None, {}, 0.0)
     for name, layout in (layouts or LAYOUTS).items():
-        lrows = _layout_rows(layout)
+        lrows = layout.rows()
         gain = np.zeros((len(found_rows), len(lrows)))
         for k, r in enumerate(found_rows):
             for n in named:
@@ -199,7 +190,7 @@ def match_layout(named: list[_Named], found_rows: list[int], layouts: dict[str, 
                         gain[k, s] += 1.0
                     else:
                         gain[k, s] -= 0.5
-        total, mapping = _align_rows(np.maximum(gain, 0.0))
+        total, mapping = align_rows(np.maximum(gain, 0.0))
         # a layout with rows left over (more rows than the page shows) is fine: names may be missed; a layout
         # that leaves named rows unplaced pays through the share
         share = total / len(named)

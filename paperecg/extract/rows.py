@@ -8,7 +8,8 @@ excursions and through places where rows touch; a small ownership cost keeps it 
 traces; a 'none' state lets it skip columns without evidence. Where rows cross (12x1: a tall QRS runs past
 its neighbour's baseline, all rows' QRS at the same time), a row's candidates reach two row spacings, and a
 second pass tracks each row against the other rows' paths instead of their centre lines
-(`retrack_against_paths`).
+(`retrack_against_paths`). Where rows share a run (traces that touch or cross), `resolve_shared` gives each
+row its own edges of it.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import find_peaks
 
+from ..geometry import PageGeometry
 from .runs import Runs
 
 
@@ -31,32 +33,26 @@ class TrackParams:
     # segmenter's band. Lying inside a QRS stroke's range they cost no jump, so a row could step onto them
     # and cut the stroke's tip off (or cross onto a neighbour). Runs shorter than min_run_rel of the page's
     # median run length (a flat trace's thickness) are never tracked; up to short_rel they pay up to
-    # short_cost per column, falling linearly with length. (eik-dev maps, segmenter of session 6:
-    # 12x1 15.43 -> 17.83 dB, 6x2 20.36 -> 23.64 dB on 16 pages, clean 21.96 -> 25.06 dB on 24.)
+    # short_cost per column, falling linearly with length. (Figures: docs/tuning.md, TrackParams.min_run_rel.)
     min_run_rel: float = 0.3
     short_rel: float = 0.7
     short_cost: float = 1.0
     # Rows that touch or cross (12x1: 13 rows 14 mm apart, QRS complexes at the same time in every row). A row's
     # candidates reach reach_rows row spacings up and down (a tall R wave runs past its neighbour's baseline),
     # and a second pass tracks each row against the others' first-pass paths, a run another row's path holds
-    # costing claimed_cost per column unless it crosses the row's own line. (eik-dev/12x1, segmenter maps,
-    # first 16 pages: 19.56 dB; reach 1.5 / 2 / 2.5 / 3 alone 19.77 / 19.80 / 19.80 / 19.43; reach 2, the
-    # second pass and the stroke's row owning a crossing run (core._stroke_rows_own_run): claimed cost 0.1 /
-    # 0.5 / 2 / 4 / 8: 15.98 / 20.15 / 21.39 / 21.36 / 21.20; two second passes at 2: 20.97; reach 3: 20.52;
-    # free across the own line: 21.36, needed where the stroke's run is one long run through both lines.
-    # All 32 pages: 18.44 -> 19.98 dB. Rows far apart keep their band (max_reach_mm): uncapped, a distorted 3x4
-    # page's row reached two rows away and lost two leads (eik-dev/distorted first 12: 21.86 -> 21.55, photo
-    # 14.79 -> 14.56; capped: 21.86, 14.88)
+    # costing claimed_cost per column unless it crosses the row's own line (free across it: the stroke's run
+    # may be one long run through both lines). Rows far apart keep their band (max_reach_mm): uncapped, a
+    # distorted 3x4 page's row reached two rows away and lost two leads. (Figures: docs/tuning.md,
+    # TrackParams.reach_rows.)
     reach_rows: float = 2.0
     max_reach_mm: float = 30.0
     second_pass: bool = True
     claimed_cost: float = 2.0
     # Which short runs are specks (speck_mask): a phone photo's faint trace leaves thin runs over whole
-    # stretches, which the rule above dropped (18 real photos: 8.0 % of the leads' samples unread, 12 % of
-    # 03784's lead II strip). A short run is a speck when it lies inside a stroke up to speck_reach_cols
-    # columns away or within beside_rel median lengths of a thicker run in its own column (a grid line beside
-    # a flat trace); other short runs are trace, kept and not charged. None: every short run is a speck (the
-    # rule as first made). (A third test, thin runs in chains of under 4 columns, changed nothing measurable.)
+    # stretches, which the rule above dropped. A short run is a speck when it lies inside a stroke up to
+    # speck_reach_cols columns away or within beside_rel median lengths of a thicker run in its own column (a
+    # grid line beside a flat trace); other short runs are trace, kept and not charged. None: every short run
+    # is a speck. (Figures: docs/tuning.md, TrackParams.speck_reach_cols.)
     speck_reach_cols: int | None = 2
     beside_rel: float = 4.0
 
@@ -279,3 +275,166 @@ def retrack_against_paths(runs: Runs, centres: np.ndarray, chosen: np.ndarray, b
         own[chosen[r][chosen[r] >= 0]] = 1
         out[r] = track_row(runs, r, centres, bands[r], params, search[r], held - own > 0)
     return out
+
+
+# --- every row of a page: tracking, thickness, shared runs ------------------------------------------------
+
+def track_rows(runs: Runs, centres: np.ndarray, geometry: PageGeometry, track: TrackParams
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Viterbi track of every row. Two neighbouring 'rows' that follow the same trace, or share one trace
+    out side by side (one printed row split in two by baseline wander), are merged and re-tracked. Then every
+    row is tracked once more against the other rows' paths (rows.retrack_against_paths: a tall QRS running past
+    its neighbour's baseline is followed, a row no longer dips onto a neighbour's stroke)."""
+    while True:
+        bands = row_bands(centres, 20.0 * geometry.px_per_mm_y)
+        search = reach_bands(centres, 20.0 * geometry.px_per_mm_y, track.reach_rows,
+                             track.max_reach_mm * geometry.px_per_mm_y)
+        chosen = np.stack([track_row(runs, i, centres, bands[i], track, search[i]) for i in range(centres.size)])
+        merge = None
+        for r in range(centres.size - 1):
+            a, b = chosen[r] >= 0, chosen[r + 1] >= 0
+            either = a | b
+            distinct = a & b & (chosen[r] != chosen[r + 1])
+            if not either.any():
+                continue
+            # two separate printed rows have two different traces in nearly every column; one trace
+            # followed by both, or shared out side by side between them, is one row
+            if distinct.sum() < 0.2 * either.sum():
+                merge = r
+                break
+        if merge is None:
+            if track.second_pass:
+                chosen = retrack_against_paths(runs, centres, chosen, bands, search, track)
+            return centres, chosen
+        na, nb = (chosen[merge] >= 0).sum(), (chosen[merge + 1] >= 0).sum()
+        merged = (centres[merge] * na + centres[merge + 1] * nb) / max(na + nb, 1)
+        centres = np.concatenate([centres[:merge], [merged], centres[merge + 2:]])
+
+
+def trace_width(runs: Runs, chosen: np.ndarray) -> float:
+    """Trace thickness: mean run length where the trace is flat (centre moves < 0.5 px per column)."""
+    lengths = []
+    for ch in chosen:
+        ok = ch >= 0
+        both = ok[:-1] & ok[1:]
+        c = np.where(ok, runs.centre[np.maximum(ch, 0)], np.nan)
+        flat = both & (np.abs(np.diff(c)) < 0.5)
+        sel = ch[:-1][flat]
+        if sel.size:
+            lengths.append(runs.length[sel])
+    if not lengths:
+        return 2.0
+    allv = np.concatenate(lengths)
+    return float(np.clip(np.mean(allv), 0.5, 50.0))
+
+
+def resolve_shared(runs: Runs, chosen: np.ndarray, width_px: float
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-row run edges (R, W); where rows share one run (their traces touch), the upper row keeps the
+    run's top edge and the lower row its bottom edge, each with one trace width.
+    Returns top, bot, shared, w_top, w_bot (weights of each edge as evidence of the row's own trace)."""
+    num_rows, w = chosen.shape
+    ok = chosen >= 0
+    top = np.where(ok, runs.top[np.maximum(chosen, 0)], np.nan)
+    bot = np.where(ok, runs.bot[np.maximum(chosen, 0)], np.nan)
+    shared = np.zeros_like(ok)
+    w_top = ok.astype(np.float64)
+    w_bot = ok.astype(np.float64)
+    for r in range(num_rows):
+        for q in range(num_rows):
+            if q == r:
+                continue
+            same = ok[r] & (chosen[r] == chosen[q])
+            if not same.any():
+                continue
+            shared[r] |= same
+            if q > r:  # q is below: r keeps the top edge
+                bot[r] = np.where(same, np.minimum(bot[r], top[r] + width_px), bot[r])
+                w_bot[r][same] = 0.0
+            else:
+                top[r] = np.where(same, np.maximum(top[r], bot[r] - width_px), top[r])
+                w_top[r][same] = 0.0
+    _resolve_crossings(runs, chosen, width_px, top, bot, shared, w_top, w_bot)
+    return top, bot, shared, w_top, w_bot
+
+
+def _resolve_crossings(runs: Runs, chosen: np.ndarray, width_px: float, top: np.ndarray, bot: np.ndarray,
+                       shared: np.ndarray, w_top: np.ndarray, w_bot: np.ndarray, reach_cols: int = 40) -> None:
+    """Where one row's stroke (a QRS) crosses another row's trace, both rows take the same run, and the
+    up/down split of `resolve_shared` would drag the crossed row along the stroke and cut the stroke at the
+    crossed line. A row whose own line, interpolated between its nearest unshared columns on either side, lies
+    well inside the shared run (more than 1.5 trace widths from both ends) is crossed: there it is given that
+    interpolated line with no weight as evidence (the polyline fit bridges it), and the stroke's row keeps both
+    edges of the run (`_stroke_rows_own_run`). In place. (Bridging alone, 12 eik-dev/12x1 oracle pages: +0.09 dB
+    mean lead SNR. With the stroke's row owning the run, after the row tracker's second pass: see TrackParams.)"""
+    crossed, line_y, flank = _crossed_columns(runs, chosen, width_px, shared, reach_cols)
+    _stroke_rows_own_run(runs, chosen, crossed, flank, top, bot, w_top, w_bot)
+    rows_i, cols_i = np.nonzero(crossed)
+    top[rows_i, cols_i] = line_y[rows_i, cols_i] - 0.5 * width_px
+    bot[rows_i, cols_i] = line_y[rows_i, cols_i] + 0.5 * width_px
+    w_top[rows_i, cols_i] = 0.0
+    w_bot[rows_i, cols_i] = 0.0
+
+
+def _crossed_columns(runs: Runs, chosen: np.ndarray, width_px: float, shared: np.ndarray, reach_cols: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(crossed, line_y, flank_px), each (R, W): whether the row's interpolated line lies well inside its shared
+    run there, that line, and the mean run length of the row's unshared columns on either side of the shared
+    stretch (a flat line's thickness beside a crossed trace, a long stroke beside the crossing QRS)."""
+    num_rows, w = chosen.shape
+    ok = chosen >= 0
+    margin = 1.5 * width_px
+    crossed = np.zeros((num_rows, w), dtype=bool)
+    line_y = np.full((num_rows, w), np.nan)
+    flank = np.full((num_rows, w), np.nan)
+    for r in range(num_rows):
+        if not shared[r].any():
+            continue
+        own = ok[r] & ~shared[r]
+        own_cols = np.nonzero(own)[0]
+        if own_cols.size < 2:
+            continue
+        centre = 0.5 * (runs.top[chosen[r, own_cols]] + runs.bot[chosen[r, own_cols]])
+        length = runs.length[chosen[r, own_cols]]
+        d = np.diff(np.concatenate([[0], shared[r].astype(np.int8), [0]]))
+        for a, b in zip(np.nonzero(d == 1)[0], np.nonzero(d == -1)[0]):
+            i = np.searchsorted(own_cols, a)
+            if i == 0 or i >= own_cols.size:
+                continue
+            left, right = own_cols[i - 1], own_cols[i]
+            if a - left > reach_cols or right - (b - 1) > reach_cols:
+                continue
+            cols = np.arange(a, b)
+            y = np.interp(cols, [left, right], [centre[i - 1], centre[i]])
+            k = chosen[r, cols]
+            inside = (y - runs.top[k] > margin) & (runs.bot[k] - y > margin)
+            crossed[r, cols[inside]] = True
+            line_y[r, cols] = y
+            flank[r, cols] = 0.5 * (length[i - 1] + length[i])
+    return crossed, line_y, flank
+
+
+def _stroke_rows_own_run(runs: Runs, chosen: np.ndarray, crossed: np.ndarray, flank: np.ndarray, top: np.ndarray,
+                         bot: np.ndarray, w_top: np.ndarray, w_bot: np.ndarray) -> None:
+    """Where a crossed row shares its run with another row, the run is the other row's stroke: that row gets the
+    run's two edges, both as evidence, instead of one edge and a trace width (which cut a tall 12x1 QRS at the
+    line it crosses). When both rows' lines lie inside the run, the row with the longer runs beside it is the
+    stroke: it is no longer counted as crossed. `crossed` is updated, the edges in place. (eik-dev/12x1, 32 pages,
+    segmenter maps: 19.98 dB; always the upper row instead: 20.10, but that bridges a lower row's R wave
+    through the upper row's line, as in tests/test_extract_units.py)"""
+    num_rows = chosen.shape[0]
+    for r in range(num_rows):
+        for q in range(num_rows):
+            if q == r:
+                continue
+            both = crossed[r] & crossed[q] & (chosen[r] == chosen[q])
+            crossed[q] &= ~(both & (flank[q] > flank[r]))
+    for r in range(num_rows):
+        for q in range(num_rows):
+            if q == r:
+                continue
+            own = np.nonzero(crossed[r] & ~crossed[q] & (chosen[q] == chosen[r]) & (chosen[q] >= 0))[0]
+            top[q, own] = runs.top[chosen[q, own]]
+            bot[q, own] = runs.bot[chosen[q, own]]
+            w_top[q, own] = 1.0
+            w_bot[q, own] = 1.0

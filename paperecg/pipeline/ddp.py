@@ -1,13 +1,13 @@
 """Several training processes for the segmenter and the classifier, launched from inside `train_models`.
 
 The organizers run `python train_model.py -d DATA -m MODEL` (their own copy), one process. When more than
-one process is wanted (`hardware.ddp_procs_wanted`: PAPERECG_DDP_PROCS, else one per usable GPU), entry.train
+one process is wanted (`hardware.ddp_procs_wanted`: PAPERECG_DDP_PROCS, else one per usable GPU), training.train
 trains the prevalence model and the lead-name detector itself, then runs
 
-    python -m torch.distributed.run --standalone --nproc_per_node N -m paperecg.pipeline.ddp DATA MODEL [-v]
+    python -m torch.distributed.run --standalone --nproc_per_node N -m paperecg.pipeline.training DATA MODEL [-v]
 
 for the segmenter and the classifier (DistributedDataParallel; nccl on GPUs, gloo on the CPU). Every rank
-trains, rank 0 alone writes the model folder. If that run fails, entry.train trains them in its own process
+trains, rank 0 alone writes the model folder. If that run fails, training.train trains them in its own process
 (the segmenter resumes from the checkpoint rank 0 left).
 
 `torchrun --standalone --nproc_per_node N train_model.py -d DATA -m MODEL` works too: then the ranks are made
@@ -15,13 +15,12 @@ by the caller and rank 0 also trains the detector while the others wait.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
 
 DDP_COMPONENTS = ("segmenter", "classifier")
-# Set in the ranks this module launches: entry.train then leaves staging and the final move to the parent.
+# Set in the ranks this module launches: training.train then leaves staging and the final move to the parent.
 DDP_CHILD_ENV = "PAPERECG_DDP_CHILD"
 
 
@@ -32,7 +31,7 @@ def _repo_root() -> str:
 
 def torchrun_command(data_folder: str, model_folder: str, procs: int, verbose: bool) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(procs),
-            "-m", "paperecg.pipeline.ddp", os.path.abspath(data_folder), os.path.abspath(model_folder),
+            "-m", "paperecg.pipeline.training", os.path.abspath(data_folder), os.path.abspath(model_folder),
             *(["-v"] if verbose else [])]
 
 
@@ -75,31 +74,3 @@ def launch(data_folder: str, model_folder: str, components: list[str], procs: in
     if rc != 0:
         log(f"torchrun exited with status {rc}")
     return rc == 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m paperecg.pipeline.ddp", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("data_folder")
-    ap.add_argument("model_folder")
-    ap.add_argument("-v", "--verbose", action="store_true")
-    a = ap.parse_args(argv)
-    from ..hardware import ddp_rank_world
-    from .entry import train
-
-    rank, _, world = ddp_rank_world()
-    if world < 2:
-        print("paperecg.pipeline.ddp: run me under torchrun (WORLD_SIZE >= 2)", file=sys.stderr)
-    train(a.data_folder, a.model_folder, a.verbose and rank == 0)
-    try:
-        import torch
-
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-    except ImportError:
-        pass
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

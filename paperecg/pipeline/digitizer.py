@@ -21,9 +21,8 @@ from paperecg.rectify.rectify import RectifiedPage, rectify_page
 DETECTOR_DIR = "detector"
 # The detector's gate reads the page-level figures saved at training time (rectify/evaluate.py: recall and
 # precision of the layout-decoded names on rendered pages of held-out records). Below either threshold the
-# detector's names would mislabel leads and its orientation votes would be noise, so it is not used. The shipped
-# detector measured recall 0.973, precision 0.986 on 48 pages of PTB-XL fold 9 (model/detector/config.json),
-# and 0.978 recall on ECG-Image-Kit pages (bench/rectify.py).
+# detector's names would mislabel leads and its orientation votes would be noise, so it is not used (the
+# shipped detector's figures: model/detector/config.json, docs/tuning.md).
 MIN_PAGE_NAME_RECALL = 0.8
 MIN_PAGE_NAME_PRECISION = 0.8
 # Older detectors carry crop-level figures only (ultralytics' validation on 256-px crops, which reads far lower
@@ -45,11 +44,19 @@ class PageResult:
 
 
 @dataclass
+class DigitizedRecord:
+    """One record's reading: the combined signal and what each page gave (for overlays, reports and the
+    classifier's rectified images)."""
+
+    signal: np.ndarray  # float64 (num_samples, num_leads) mV in header order, NaN where no page read a lead
+    pages: list[PageResult] = field(default_factory=list)
+
+
+@dataclass
 class Digitizer:
     detector: object | None = None  # paperecg.rectify.detector.LeadNameDetector
     segmenter: object | None = None  # paperecg.segment.infer.Segmenter
     record_seconds: float = DEFAULT_RECORD_SECONDS
-    last_pages: list[PageResult] = field(default_factory=list)  # diagnostics of the latest record
 
     @classmethod
     def load(cls, model_folder: str, device: str | None = None, log=print) -> "Digitizer":
@@ -86,31 +93,37 @@ class Digitizer:
 
     def digitize(self, record: str, header: HeaderInfo, verbose: bool = False, log=print,
                  pages: list[PageImage] | None = None) -> np.ndarray:
-        """(num_samples, num_leads) mV in header order; NaN where no page gave a confident reading.
+        """(num_samples, num_leads) mV in header order; NaN where no page gave a confident reading."""
+        return self.digitize_record(record, header, verbose, log, pages).signal
+
+    def digitize_record(self, record: str, header: HeaderInfo, verbose: bool = False, log=print,
+                        pages: list[PageImage] | None = None) -> DigitizedRecord:
+        """The record's signal and each page's result.
 
         `pages`: the record's page images already decoded (run_models decodes each page once and shares
         them with the classifier; unreadable ones were reported there); None reads them here."""
-        self.last_pages = []
         empty = np.full((header.num_samples, header.num_leads), np.nan)
         if self.segmenter is None:
-            return empty
+            return DigitizedRecord(empty)
         if pages is None:
             paths = image_paths(record, header)
             if not paths:
                 log(f"{record}: header names no image ('# Image:' line missing or empty)")
-                return empty
+                return DigitizedRecord(empty)
             pages = load_pages(paths, log=lambda m: log(f"{record}: {m}"))
         t0 = time.time()
+        results: list[PageResult] = []
         for page in pages:
             if time.time() - t0 > self.record_seconds:
                 log(f"{record}: time guard ({self.record_seconds:.0f} s) reached, remaining pages skipped")
                 break
             try:
-                self.last_pages.append(self.digitize_page(page, header))
+                results.append(self.digitize_page(page, header))
             except Exception as e:  # one bad page must not cost the record's other pages
                 log(f"{record}: page {os.path.basename(page.path)} failed: {type(e).__name__}: {e}")
-                self.last_pages.append(PageResult(page, None, None, str(e)))
-        return combine_page_results(self.last_pages, header.lead_names, empty, log=lambda m: log(f"{record}: {m}"))
+                results.append(PageResult(page, None, None, str(e)))
+        signal = combine_page_results(results, header.lead_names, empty, log=lambda m: log(f"{record}: {m}"))
+        return DigitizedRecord(signal, results)
 
 
 def detector_gate(extra: dict) -> str:

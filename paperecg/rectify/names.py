@@ -15,7 +15,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..geometry import LeadNameBox
-from ..layouts import LAYOUTS, Layout
+from ..layouts import LAYOUTS, Layout, align_rows
 from .tilt import derotate, fit_tilt_from_boxes
 
 ROW_GAP_HEIGHTS = 0.7  # a new row starts where box centres jump by more than this many name heights
@@ -58,43 +58,19 @@ def _monotone_maps(num_found: int, num_slots: int):
                 yield m
 
 
-def _align_rows(gain: np.ndarray) -> tuple[float, np.ndarray]:
-    """Best order-keeping assignment of found rows (gain's rows) to layout rows (its columns), each found row
-    to at most one layout row and back, by dynamic programming; (total gain, layout row per found row or -1)."""
-    k_rows, s_rows = gain.shape
-    best = np.zeros((k_rows + 1, s_rows + 1))
-    step = np.zeros((k_rows + 1, s_rows + 1), np.int8)  # 0 skip found row, 1 skip layout row, 2 match
-    for k in range(1, k_rows + 1):
-        for s in range(1, s_rows + 1):
-            options = (best[k - 1, s], best[k, s - 1], best[k - 1, s - 1] + gain[k - 1, s - 1])
-            step[k, s] = int(np.argmax(options))
-            best[k, s] = options[step[k, s]]
-    mapping = np.full(k_rows, -1, np.int64)
-    k, s = k_rows, s_rows
-    while k > 0 and s > 0:
-        if step[k, s] == 2:
-            mapping[k - 1] = s - 1
-            k, s = k - 1, s - 1
-        elif step[k, s] == 1:
-            s -= 1
-        else:
-            k -= 1
-    return float(best[k_rows, s_rows]), mapping
-
-
 ROW_GAP_COST = 0.5  # per row pitch by which two placed rows' distance on the page differs from the layout's
 
 
 def _align_rows_spaced(gain: np.ndarray, row_y: np.ndarray, gap_cost: float = ROW_GAP_COST
                        ) -> tuple[float, np.ndarray]:
-    """As `_align_rows`, but the page's geometry counts too: printed rows are equally spaced, so two placed rows
+    """As `layouts.align_rows`, but the page's geometry counts too: printed rows are equally spaced, so two placed rows
     must lie as many row pitches apart as their layout rows (a missed row leaves a gap of two pitches; without
     this, a page missing one row's names slides every lower row up by one layout row). Pitch: the median gap
     between neighbouring found rows. Each placement pays gap_cost per pitch of disagreement with the previous
     placed row. (total, layout row per found row or -1)."""
     k_rows, s_rows = gain.shape
     if k_rows < 2:
-        return _align_rows(gain)
+        return align_rows(gain)
     gaps = np.diff(row_y)
     pitch = float(np.median(gaps[gaps > 0])) if (gaps > 0).any() else 1.0
     best = np.full((k_rows, s_rows), -np.inf)

@@ -33,7 +33,7 @@ MIN_TURN_EVIDENCE = 1.5
 TURN_EVIDENCE_RATIO = 1.5
 # A page tilted by more than the detector learned (+-10 deg) shows it few names in any turn: when no turn is
 # confident and the page's grid/trace lines say it is tilted by at least this much, the four turns are read
-# again with that tilt removed (measured: 6 of 8 ECG-Image-Kit pages tilted by 15 deg read no turn confidently).
+# again with that tilt removed (figures: docs/tuning.md).
 MIN_PRETILT_DEG = 3.0
 # A photo whose long side exceeds this is area-reduced before anything else (a 12-MP photo would make the
 # detector passes, the rotation and the grid fit several times slower); 3000 px across a letter page's 279 mm
@@ -43,15 +43,13 @@ MAX_INPUT_SIDE_PX = 3000
 MIN_CORRECTION_DEG = 0.05
 # After a correction of at least this much, the uniform border the turn leaves around the page is trimmed (a page
 # tilted on a larger canvas would reach the segmenter's fixed working size at a smaller scale) and the names are
-# read again on the corrected page (boxes turned with the page only approximate the upright names' boxes).
-# Measured on 4 ECG-Image-Kit pages tilted by 10 deg on a grown canvas: 19.42 dB as turned back before,
-# 21.76 dB with cubic resampling, the trim and the second reading (21.40 dB upright).
+# read again on the corrected page (boxes turned with the page only approximate the upright names' boxes;
+# figures: docs/tuning.md).
 MIN_REREAD_DEG = 1.0
 FILL_TOLERANCE = 24  # a border row or column is fill when no pixel differs from the fill colour by more
 # A photo of a sheet on a table shows the detector, which sees the whole image at a 1024-px long side, names
-# smaller than it learned; it reads the sheet cropped out of the photo instead. Measured on real phone photos:
-# a sideways sheet filling 60 % of the frame gave its best turn an evidence of 1.05 on the whole photo, 3.18 on
-# the crop. A sheet covering more than PAPER_MAX_SHARE of the image is read whole (a scan); one covering less
+# smaller than it learned; it reads the sheet cropped out of the photo instead (figures: docs/tuning.md).
+# A sheet covering more than PAPER_MAX_SHARE of the image is read whole (a scan); one covering less
 # than PAPER_MIN_SHARE is not believed (a dark page, a monitor, a busy background).
 PAPER_MAX_SHARE = 0.85
 PAPER_MIN_SHARE = 0.2

@@ -18,7 +18,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from ..hardware import select_profile, set_threads
+from ..hardware import detector_recipe, select_profile, set_threads
 from .data import count_samples, record_page_job, write_data_yaml
 from .detector import DetectorConfig, LeadNameDetector, build_network
 from .evaluate import PAGE_PRECISION_KEY, PAGE_RECALL_KEY, evaluate_held_out, with_page_figures
@@ -165,11 +165,8 @@ def train_detector(records: list[str], out_dir: str, minutes: float, eik_pages: 
     num_threads = set_threads()
     prof = select_profile()
     device = device or prof.device
-    # the gpu recipe: big batches and loader workers (also when the gpu profile is tried out on a CPU);
-    # CPU recipes: small batches, more steps in the budget, rendering in the main process
-    gpu_recipe = prof.name == "gpu"
-    batch = batch or (64 if gpu_recipe else 8)
-    yolo_workers = min(4, prof.num_workers) if gpu_recipe else 0
+    recipe = detector_recipe(prof)
+    batch = batch or recipe.batch
     settings_dir = out / SETTINGS_SUBDIR
     import_ultralytics(settings_dir)
     work = out / WORK_SUBDIR
@@ -204,7 +201,7 @@ def train_detector(records: list[str], out_dir: str, minutes: float, eik_pages: 
             log(f"starting from the weights in {init_from}")
         lr0 = lr0 if lr0 is not None else (0.0007 if init_from else 0.002)
         model.train(**yolo_train_args(data_yaml, config, work / "runs", hours, device, batch, seed, False,
-                                      workers=yolo_workers, fine_tune=bool(init_from), lr0=lr0))
+                                      workers=recipe.loader_workers, fine_tune=bool(init_from), lr0=lr0))
     restore_threads(num_threads)
     # the trained network (best checkpoint) -> our own plain module + safetensors
     net = build_network(config, settings_dir)

@@ -16,11 +16,14 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 
+from ..hardware import SEGMENTER_CROP_BATCH, ddp_rank_world, ddp_setup, segmenter_base_channels, select_profile
+from ..harness import AmpStep, BudgetClock, atomic_torch_save, set_lr, sync_progress, warmup_cosine_factor
 from .data import (EikPages, PagePool, RecordPages, RenderSettings, WorkSample, find_eik_pairs, mixed_page_fn)
 from .infer import predict_work_batch
 from .loss import LossConfig, f1_counts, f1_from_counts, segmentation_loss
@@ -32,13 +35,9 @@ CURVES_NAME = "curves.png"
 THRESHOLDS = np.round(np.arange(0.1, 0.91, 0.05), 2)
 
 
-CPU_CROP_BATCH = 8
-
-
 def default_model_config(device_type: str) -> SegmenterConfig:
-    """The paper's width (base 32) on GPU; base 16 on CPU, where a wall-clock budget buys more steps with
-    the narrower net and inference stays well under the 1.5 s/page target."""
-    return SegmenterConfig(base_channels=32 if device_type == "cuda" else 16)
+    """The recipe's width for this device (`hardware.segmenter_base_channels`)."""
+    return SegmenterConfig(base_channels=segmenter_base_channels(device_type))
 
 
 @dataclass
@@ -47,7 +46,7 @@ class TrainConfig:
     max_steps: int | None = None  # optional step cap (tests, reproducibility)
     batch_size: int | None = None  # None = profile's
     crop_px: int | None = -1  # square crop of the working page; None = whole page; -1 = profile's
-    lr: float = 2e-3  # Adam; 3e-3 > 1e-3 > 3e-4 in 150-step CPU trials (the paper used 1e-4 for 100 GPU epochs)
+    lr: float = 2e-3  # Adam (figures: docs/tuning.md)
     lr_final_fraction: float = 0.05  # cosine decay to lr * this at the end of the budget
     warmup_steps: int = 50
     loss: LossConfig = field(default_factory=LossConfig)
@@ -95,13 +94,6 @@ def split_records(records: list[str], val_fraction: float, seed: int) -> tuple[l
     return train, val
 
 
-def lr_factor(progress: float, step: int, warmup_steps: int, final_fraction: float) -> float:
-    """Linear warm-up, then cosine decay over the budget (progress 0..1)."""
-    warm = min(1.0, (step + 1) / max(1, warmup_steps))
-    p = min(max(progress, 0.0), 1.0)
-    return warm * (final_fraction + (1 - final_fraction) * 0.5 * (1 + math.cos(math.pi * p)))
-
-
 def evaluate(model: ResUNetCBAM, samples: list[WorkSample], device: torch.device, half: bool = False,
              thresholds: np.ndarray = THRESHOLDS) -> np.ndarray:
     """Summed (tp, fp, fn) per threshold over whole validation pages."""
@@ -137,12 +129,6 @@ def save_curves(history: dict, path: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def _atomic_torch_save(obj: dict, path: str) -> None:
-    tmp = path + ".tmp"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 class _BackgroundPages:
@@ -200,54 +186,48 @@ class _BackgroundPages:
 
 # --- training -----------------------------------------------------------------------------------------
 
-def train_segmenter(record_paths: list[str], out_dir: str, eik_pairs: list[tuple[str, str]] | None = None,
-                    model_config: SegmenterConfig | None = None, train_config: TrainConfig | None = None,
-                    fresh: bool = False, log=print) -> dict:
-    """Train (or resume) into out_dir; the best validation weights end up in out_dir/model.safetensors with
-    config.json. Returns a summary dict (steps, minutes, best_f1, threshold, ...)."""
-    from ..hardware import amp_dtype, ddp_rank_world, ddp_setup, needs_grad_scaler, select_profile
+@dataclass
+class _TrainingData:
+    """The records and ECG-Image-Kit pages split for training and validation, the training page source and
+    the fixed validation pages (rank 0 only)."""
 
-    tc = train_config or TrainConfig()
-    prof = select_profile()
-    rank, _local_rank, world = ddp_rank_world()
-    minutes = tc.minutes if tc.minutes is not None else prof.segmenter_minutes
-    budget_s = minutes * 60.0
-    crop_px = prof.segmenter_crop if tc.crop_px == -1 else tc.crop_px
-    # crops are small: 8 of them cost about as much as one page-sized batch of 2
-    batch = tc.batch_size or (CPU_CROP_BATCH if crop_px is not None else prof.batch_size)
-    workers = prof.num_workers if tc.num_workers is None else tc.num_workers
-    device = ddp_setup(tc.device or prof.device)  # cuda:LOCAL_RANK under torchrun; joins the process group
-    # AMP: float16 + gradient scaler on CUDA; bfloat16 autocast on the CPU (gpu profile run on a CPU: the
-    # same code path, no scaler since bfloat16 gradients do not underflow)
-    use_amp = bool(prof.amp if tc.amp is None else tc.amp)
-    autocast_dtype = amp_dtype(device.type)
-    is_main = rank == 0
-    if is_main:  # only rank 0 writes the model folder
-        os.makedirs(out_dir, exist_ok=True)
-    ckpt_path = os.path.join(out_dir, CHECKPOINT_NAME)
+    train_recs: list[str]
+    val_recs: list[str]
+    eik_train: list[tuple[str, str]]
+    eik_val: list[tuple[str, str]]
+    page_fn: Callable[[int], WorkSample]
+    val_samples: list[WorkSample]
 
-    # --- resume or start
+
+def _model_config(ckpt_path: str, fresh: bool, model_config: SegmenterConfig | None, init_from: str | None,
+                  device_type: str, log) -> tuple[dict | None, SegmenterConfig]:
+    """(checkpoint to resume or None, the model config): a checkpoint's config wins, then init_from's."""
     ckpt = None
     if os.path.isfile(ckpt_path) and not fresh:
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         mcfg = SegmenterConfig.from_dict(ckpt["model_config"])
         if model_config is not None and model_config.to_dict() != mcfg.to_dict():
             log(f"segmenter: resuming {ckpt_path}; its model config wins over the one asked for")
-    elif tc.init_from:
-        mcfg = load_model(tc.init_from).config
+    elif init_from:
+        mcfg = load_model(init_from).config
         if model_config is not None and model_config.to_dict() != mcfg.to_dict():
-            log(f"segmenter: starting from {tc.init_from}; its model config wins over the one asked for")
+            log(f"segmenter: starting from {init_from}; its model config wins over the one asked for")
     else:
-        mcfg = model_config or default_model_config(device.type)
-    work_hw = (mcfg.work_height_px, mcfg.work_width_px)
-    mult = mcfg.pad_multiple
-    if crop_px is None:  # whole working page, padded to the network's stride
-        crop_hw = (-(-work_hw[0] // mult) * mult, -(-work_hw[1] // mult) * mult)
-    else:
-        c = max(mult, int(round(crop_px / mult)) * mult)
-        crop_hw = (c, c)
+        mcfg = model_config or default_model_config(device_type)
+    return ckpt, mcfg
 
-    torch.manual_seed(tc.seed + rank)
+
+def crop_shape(mcfg: SegmenterConfig, crop_px: int | None) -> tuple[int, int]:
+    """Training input (h, w): the whole working page padded to the network's stride, or a square crop."""
+    mult = mcfg.pad_multiple
+    if crop_px is None:
+        return (-(-mcfg.work_height_px // mult) * mult, -(-mcfg.work_width_px // mult) * mult)
+    c = max(mult, int(round(crop_px / mult)) * mult)
+    return (c, c)
+
+
+def _training_data(record_paths: list[str], eik_pairs: list[tuple[str, str]] | None, mcfg: SegmenterConfig,
+                   tc: TrainConfig, is_main: bool) -> _TrainingData:
     train_recs, val_recs = split_records(record_paths, tc.val_fraction, tc.seed)
     eik_pairs = list(eik_pairs or [])
     eik_train, eik_val = eik_pairs, []
@@ -261,9 +241,7 @@ def train_segmenter(record_paths: list[str], out_dir: str, eik_pairs: list[tuple
     render_fn = RecordPages(train_recs, mcfg, tc.seed * 1000 + 1, tc.render) if train_recs else None
     eik_src = EikPages(eik_train, mcfg) if eik_train else None
     page_fn = mixed_page_fn(render_fn, eik_src, tc.render.eik_fraction, tc.seed * 1000 + 2)
-
-    # validation set: fixed pages, built once
-    val_samples: list[WorkSample] = []
+    val_samples: list[WorkSample] = []  # fixed pages, built once
     if is_main:
         if val_recs:
             vfn = RecordPages(val_recs, mcfg, tc.seed * 1000 + 3, tc.render)
@@ -271,213 +249,288 @@ def train_segmenter(record_paths: list[str], out_dir: str, eik_pairs: list[tuple
         if eik_val:
             ve = EikPages(eik_val, mcfg)
             val_samples += [ve.load(i) for i in range(len(ve))]
+    return _TrainingData(train_recs, val_recs, eik_train, eik_val, page_fn, val_samples)
 
-    # channels-last runs the oneDNN (CPU) and tensor-core (CUDA) convolutions faster
-    model = ResUNetCBAM(mcfg).to(device, memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), lr=tc.lr)
-    scaler = torch.amp.GradScaler(device.type, enabled=needs_grad_scaler(device.type, use_amp))
-    rng = np.random.default_rng([tc.seed, rank, 99])
-    state = {"step": 0, "elapsed_s": 0.0, "next_page": 0, "page_credit": 0.0, "steps_per_page": tc.steps_per_page,
-             "best_f1": -1.0, "best_threshold": mcfg.threshold, "last_val_s": 0.0, "last_val_step": 0}
-    history: dict = {"train": [], "val": []}
-    if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        if scaler.is_enabled() and ckpt.get("scaler"):
-            scaler.load_state_dict(ckpt["scaler"])
-        state.update(ckpt["state"])
-        history = json.loads(ckpt["history"])
-        rng.bit_generator.state = json.loads(ckpt["numpy_rng"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        log(f"segmenter: resumed at step {state['step']} ({state['elapsed_s'] / 60:.1f} min used)")
-    elif tc.init_from:
-        model.load_state_dict(load_model(tc.init_from).state_dict())
-        log(f"segmenter: weights from {tc.init_from}")
-    ddp_model = model
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
 
-        ddp_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    model.train()
-    if is_main:
-        log(f"segmenter: {count_parameters(model) / 1e6:.2f} M parameters, base {mcfg.base_channels}, depth "
-            f"{mcfg.depth}, device {device}, amp {autocast_dtype if use_amp else False} "
-            f"(grad scaler {'on' if scaler.is_enabled() else 'off'}), ranks {world}, "
-            f"batch {batch}x{crop_hw[0]}x{crop_hw[1]}, "
-            f"{len(train_recs)} train / {len(val_recs)} val records, {len(eik_train)} + {len(eik_val)} EIK pages, "
-            f"budget {minutes:g} min, workers {workers}")
+class _ThreadProbe:
+    """On a shared CPU, multi-thread torch can run many times slower than one thread: every few minutes,
+    time a few steps at 1 thread and at the full count and keep the faster."""
 
-    # --- page pool
-    pool = PagePool(page_fn, tc.pool_size)
-    background = None
-    t_render = time.perf_counter()
-    if workers > 0:
-        # page ids strided over ranks so that every rank sees different pages
-        background = _BackgroundPages(page_fn, state["next_page"], world, rank, workers)
-        # start once every worker has delivered a page; the pool keeps filling while the model trains
-        while pool.filled < min(tc.min_pool, tc.pool_size, max(2, workers)):
-            for _pid, sample in background.drain(tc.pool_size):
-                pool.push(sample)
-            time.sleep(0.05)
-    elif state["next_page"] > 0:
-        pool.restore(state["next_page"])
-    else:
-        while pool.next_id < min(tc.min_pool, tc.pool_size):
-            pool.add_next()
-    render_s_per_page = (time.perf_counter() - t_render) / max(1, pool.filled)
+    def __init__(self, enabled: bool, first_due_s: float, every_s: float, log):
+        self.enabled, self.due_s, self.every_s, self.log = enabled, first_due_s, every_s, log
+        self.max_threads = torch.get_num_threads()
+        self.plan: list[int] = []
+        self.times: dict[int, list[float]] = {}
+        self.chosen: int | None = None
 
-    def save_checkpoint() -> None:
-        state["next_page"] = pool.next_id
-        _atomic_torch_save({
-            "model": model.state_dict(), "optimizer": opt.state_dict(),
-            "scaler": scaler.state_dict() if scaler.is_enabled() else {}, "state": dict(state),
-            "history": json.dumps(history), "numpy_rng": json.dumps(rng.bit_generator.state),
-            "torch_rng": torch.get_rng_state(), "model_config": mcfg.to_dict(),
-            "train_config": json.dumps(tc.to_dict()),
-        }, ckpt_path)
+    def before_step(self, elapsed_s: float) -> bool:
+        """Sets this step's thread count; True while probing."""
+        if self.enabled and not self.plan and elapsed_s >= self.due_s:
+            self.plan, self.times = [1, 1, self.max_threads, self.max_threads], {}
+        probing = bool(self.enabled and self.plan)
+        if probing:
+            torch.set_num_threads(self.plan[0])
+        return probing
 
-    def validate() -> None:
-        if not val_samples:
+    def after_step(self, step_s: float, elapsed_s: float, is_main: bool) -> None:
+        self.times.setdefault(self.plan.pop(0), []).append(step_s)
+        if self.plan:
             return
-        counts = evaluate(model, val_samples, device, half=False)
+        best = min(self.times, key=lambda n: float(np.median(self.times[n])))
+        torch.set_num_threads(best)
+        self.due_s = elapsed_s + self.every_s
+        if is_main and best != self.chosen:
+            self.log("segmenter: step time " + ", ".join(
+                f"{float(np.median(v)):.2f} s at {n} thread(s)" for n, v in self.times.items()) + f" -> using {best}")
+        self.chosen = best
+
+
+class _SegmenterRun:
+    """One training run: model, optimiser, AMP, counters, history and page pool, with what the loop does to
+    them (a step, validation, a checkpoint, the final save)."""
+
+    def __init__(self, mcfg: SegmenterConfig, tc: TrainConfig, out_dir: str, device: torch.device, amp: AmpStep,
+                 rank: int, world: int, log):
+        self.mcfg, self.tc, self.out_dir, self.device, self.amp = mcfg, tc, out_dir, device, amp
+        self.rank, self.world, self.is_main, self.log = rank, world, rank == 0, log
+        self.ckpt_path = os.path.join(out_dir, CHECKPOINT_NAME)
+        # channels-last runs the oneDNN (CPU) and tensor-core (CUDA) convolutions faster
+        self.model = ResUNetCBAM(mcfg).to(device, memory_format=torch.channels_last)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=tc.lr)
+        self.rng = np.random.default_rng([tc.seed, rank, 99])
+        self.state = {"step": 0, "elapsed_s": 0.0, "next_page": 0, "page_credit": 0.0,
+                      "steps_per_page": tc.steps_per_page, "best_f1": -1.0, "best_threshold": mcfg.threshold,
+                      "last_val_s": 0.0, "last_val_step": 0}
+        self.history: dict = {"train": [], "val": []}
+        self.ddp_model: torch.nn.Module = self.model
+        self.pool: PagePool | None = None
+        self.background: _BackgroundPages | None = None
+        self.render_s_per_page = 0.0
+        self.loss_sum, self.loss_n, self.step_time_sum = 0.0, 0, 0.0
+
+    def start(self, ckpt: dict | None, val_samples: list[WorkSample]) -> None:
+        """Resume from the checkpoint (weights, optimiser, scaler, counters, history, random states) or start
+        from init_from's weights; wrap for DDP."""
+        self.val_samples = val_samples
+        tc, model = self.tc, self.model
+        if ckpt is not None:
+            model.load_state_dict(ckpt["model"])
+            self.opt.load_state_dict(ckpt["optimizer"])
+            if self.amp.scaler.is_enabled() and ckpt.get("scaler"):
+                self.amp.scaler.load_state_dict(ckpt["scaler"])
+            self.state.update(ckpt["state"])
+            self.history = json.loads(ckpt["history"])
+            self.rng.bit_generator.state = json.loads(ckpt["numpy_rng"])
+            torch.set_rng_state(ckpt["torch_rng"])
+            self.log(f"segmenter: resumed at step {self.state['step']} ({self.state['elapsed_s'] / 60:.1f} min used)")
+        elif tc.init_from:
+            model.load_state_dict(load_model(tc.init_from).state_dict())
+            self.log(f"segmenter: weights from {tc.init_from}")
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.ddp_model = DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        model.train()
+
+    def fill_pool(self, page_fn: Callable[[int], WorkSample], workers: int) -> None:
+        """The first pages of the pool: from background workers (page ids strided over ranks so that every
+        rank sees different pages), restored after a resume, or rendered here."""
+        tc = self.tc
+        self.pool = pool = PagePool(page_fn, tc.pool_size)
+        t_render = time.perf_counter()
+        if workers > 0:
+            self.background = _BackgroundPages(page_fn, self.state["next_page"], self.world, self.rank, workers)
+            # start once every worker has delivered a page; the pool keeps filling while the model trains
+            while pool.filled < min(tc.min_pool, tc.pool_size, max(2, workers)):
+                for _pid, sample in self.background.drain(tc.pool_size):
+                    pool.push(sample)
+                time.sleep(0.05)
+        elif self.state["next_page"] > 0:
+            pool.restore(self.state["next_page"])
+        else:
+            while pool.next_id < min(tc.min_pool, tc.pool_size):
+                pool.add_next()
+        self.render_s_per_page = (time.perf_counter() - t_render) / max(1, pool.filled)
+
+    def save_checkpoint(self) -> None:
+        self.state["next_page"] = self.pool.next_id
+        atomic_torch_save({
+            "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+            "scaler": self.amp.scaler.state_dict() if self.amp.scaler.is_enabled() else {},
+            "state": dict(self.state), "history": json.dumps(self.history),
+            "numpy_rng": json.dumps(self.rng.bit_generator.state), "torch_rng": torch.get_rng_state(),
+            "model_config": self.mcfg.to_dict(), "train_config": json.dumps(self.tc.to_dict()),
+        }, self.ckpt_path)
+
+    def validate(self) -> None:
+        """Pixel F1 over the validation pages at every threshold; the best weights so far are saved."""
+        if not self.val_samples:
+            return
+        state = self.state
+        counts = evaluate(self.model, self.val_samples, self.device, half=False)
         f1s = f1_from_counts(counts)
         i = int(np.argmax(f1s))
         i05 = int(np.argmin(np.abs(THRESHOLDS - 0.5)))
         entry = {"step": state["step"], "minutes": round(state["elapsed_s"] / 60, 2), "f1": float(f1s[i]),
                  "threshold": float(THRESHOLDS[i]), "f1_at_0.5": float(f1s[i05])}
-        history["val"].append(entry)
-        log(f"segmenter: validation at step {state['step']}: pixel F1 {f1s[i]:.4f} at threshold "
-            f"{THRESHOLDS[i]:.2f} (F1 {f1s[i05]:.4f} at 0.5)")
+        self.history["val"].append(entry)
+        self.log(f"segmenter: validation at step {state['step']}: pixel F1 {f1s[i]:.4f} at threshold "
+                 f"{THRESHOLDS[i]:.2f} (F1 {f1s[i05]:.4f} at 0.5)")
         if f1s[i] > state["best_f1"]:
             state["best_f1"] = float(f1s[i])
             state["best_threshold"] = float(THRESHOLDS[i])
-            mcfg.threshold = float(THRESHOLDS[i])
-            save_model(model, out_dir)
+            self.mcfg.threshold = float(THRESHOLDS[i])
+            save_model(self.model, self.out_dir)
 
-    # --- loop
-    from tqdm import tqdm
+    def refresh_pool(self) -> None:
+        """New pages into the pool: what the workers rendered, or (CPU) one every steps_per_page steps."""
+        state = self.state
+        if self.background is not None:
+            for _pid, sample in self.background.drain(2):
+                self.pool.push(sample)
+        elif state["steps_per_page"] is not None:
+            state["page_credit"] += 1.0 / state["steps_per_page"]
+            while state["page_credit"] >= 1.0:
+                self.pool.add_next()
+                state["page_credit"] -= 1.0
 
-    t0 = time.perf_counter() - state["elapsed_s"]
-    last_ckpt = time.perf_counter()
-    loss_sum, loss_n, step_time_sum = 0.0, 0, 0.0
-    bar = tqdm(total=int(budget_s), initial=int(state["elapsed_s"]), unit="s", desc="segmenter",
-               disable=not is_main, mininterval=5.0)
-    last_bar = int(state["elapsed_s"])
-    sync = torch.zeros(2, dtype=torch.float64, device=device)  # (stop, progress), all-reduced under DDP
-    max_threads = torch.get_num_threads()
-    probe = {"due_s": state["elapsed_s"] + 15.0, "plan": [], "times": {}}
-    auto_threads = tc.auto_threads and device.type == "cpu" and max_threads > 1 and world == 1
-    try:
-        while True:
-            state["elapsed_s"] = time.perf_counter() - t0
-            done = state["elapsed_s"] >= budget_s or (tc.max_steps is not None and state["step"] >= tc.max_steps)
-            progress = state["elapsed_s"] / budget_s
-            if tc.max_steps:
-                progress = max(progress, state["step"] / tc.max_steps)
-            if world > 1:
-                # every rank stops at the same step and uses the same learning rate (the furthest clock's):
-                # rank-local wall-clock schedules would give each rank other updates and split the weights
-                sync[0], sync[1] = float(done), progress
-                torch.distributed.all_reduce(sync, op=torch.distributed.ReduceOp.MAX)
-                done, progress = bool(sync[0].item()), float(sync[1].item())
-            if done:
-                break
-            # refresh the pool
-            if background is not None:
-                for _pid, sample in background.drain(2):
-                    pool.push(sample)
-            elif state["steps_per_page"] is not None:
-                state["page_credit"] += 1.0 / state["steps_per_page"]
-                while state["page_credit"] >= 1.0:
-                    pool.add_next()
-                    state["page_credit"] -= 1.0
-            x_np, y_np = pool.crops(rng, batch, crop_hw, tc.fg_prob, tc.photometric)
-            x = torch.from_numpy(x_np).to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-            y = torch.from_numpy(y_np).to(device, non_blocking=True)
-            for g in opt.param_groups:
-                g["lr"] = tc.lr * lr_factor(progress, state["step"], tc.warmup_steps, tc.lr_final_fraction)
-            if auto_threads and not probe["plan"] and state["elapsed_s"] >= probe["due_s"]:
-                probe["plan"], probe["times"] = [1, 1, max_threads, max_threads], {}
-            probing = bool(auto_threads and probe["plan"])
-            if probing:
-                torch.set_num_threads(probe["plan"][0])
-            ts = time.perf_counter()
-            with torch.autocast(device_type=device.type, dtype=autocast_dtype, enabled=use_amp):
-                logits = ddp_model(x)
-            loss = segmentation_loss(logits, y, tc.loss)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            step_s = time.perf_counter() - ts
-            step_time_sum += step_s
-            if probing:
-                probe["times"].setdefault(probe["plan"].pop(0), []).append(step_s)
-                if not probe["plan"]:
-                    best = min(probe["times"], key=lambda n: float(np.median(probe["times"][n])))
-                    torch.set_num_threads(best)
-                    probe["due_s"] = state["elapsed_s"] + tc.thread_probe_minutes * 60
-                    if is_main and best != probe.get("chosen"):
-                        log("segmenter: step time " + ", ".join(
-                            f"{float(np.median(v)):.2f} s at {n} thread(s)" for n, v in probe["times"].items())
-                            + f" -> using {best}")
-                    probe["chosen"] = best
-            state["step"] += 1
-            loss_sum += float(loss.detach())
-            loss_n += 1
-            # calibrate the rendering rate once (CPU): rendering gets render_fraction of the time
-            if state["steps_per_page"] is None and background is None and state["step"] == 10:
-                step_s = step_time_sum / 10
-                share = tc.render_fraction / max(1e-6, 1 - tc.render_fraction)
-                state["steps_per_page"] = max(1.0, render_s_per_page / (share * max(step_s, 1e-4)))
-                if is_main:
-                    log(f"segmenter: {step_s:.3f} s/step, {render_s_per_page:.3f} s/page -> a new page every "
-                        f"{state['steps_per_page']:.1f} steps")
-            if state["step"] % tc.log_every == 0 and is_main:
-                history["train"].append({"step": state["step"], "minutes": round(state["elapsed_s"] / 60, 2),
-                                         "loss": loss_sum / max(1, loss_n),
-                                         "lr": opt.param_groups[0]["lr"]})
-                bar.set_postfix(loss=f"{loss_sum / max(1, loss_n):.4f}", step=state["step"],
-                                best_f1=f"{state['best_f1']:.3f}")
-                loss_sum, loss_n = 0.0, 0
-            now = int(time.perf_counter() - t0)
-            bar.update(max(0, min(now, int(budget_s)) - last_bar))
-            last_bar = max(last_bar, min(now, int(budget_s)))
-            if is_main:
-                due_val = (state["step"] - state["last_val_step"] >= tc.val_steps if tc.val_steps
-                           else state["elapsed_s"] - state["last_val_s"] >= tc.val_minutes * 60)
-                if due_val:
-                    validate()
-                    state["last_val_s"], state["last_val_step"] = state["elapsed_s"], state["step"]
-                if time.perf_counter() - last_ckpt >= tc.checkpoint_minutes * 60:
-                    save_checkpoint()
-                    last_ckpt = time.perf_counter()
-    finally:
-        bar.close()
-        if background is not None:
-            background.stop()
-    summary = {}
-    if is_main:
-        if loss_n:
-            history["train"].append({"step": state["step"], "minutes": round(state["elapsed_s"] / 60, 2),
-                                     "loss": loss_sum / loss_n, "lr": opt.param_groups[0]["lr"]})
-        if state["last_val_step"] != state["step"] or not history["val"]:
-            validate()
-            state["last_val_s"], state["last_val_step"] = state["elapsed_s"], state["step"]
-        if not val_samples:  # nothing to validate on: keep the last weights
-            save_model(model, out_dir)
-        save_checkpoint()
-        with open(os.path.join(out_dir, HISTORY_NAME), "w") as f:
-            json.dump({"history": history, "state": state, "train_config": tc.to_dict(),
-                       "model_config": mcfg.to_dict()}, f, indent=1)
+    def train_step(self, batch: int, crop_hw: tuple[int, int], progress: float, probe: _ThreadProbe) -> None:
+        tc, state, device = self.tc, self.state, self.device
+        self.refresh_pool()
+        x_np, y_np = self.pool.crops(self.rng, batch, crop_hw, tc.fg_prob, tc.photometric)
+        x = torch.from_numpy(x_np).to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        y = torch.from_numpy(y_np).to(device, non_blocking=True)
+        set_lr(self.opt, tc.lr * warmup_cosine_factor(progress, state["step"], tc.warmup_steps,
+                                                      tc.lr_final_fraction))
+        probing = probe.before_step(state["elapsed_s"])
+        ts = time.perf_counter()
+        with self.amp.autocast():
+            logits = self.ddp_model(x)
+        loss = segmentation_loss(logits, y, tc.loss)
+        self.amp.step(loss, self.opt)
+        step_s = time.perf_counter() - ts
+        self.step_time_sum += step_s
+        if probing:
+            probe.after_step(step_s, state["elapsed_s"], self.is_main)
+        state["step"] += 1
+        self.loss_sum += float(loss.detach())
+        self.loss_n += 1
+        # calibrate the rendering rate once (CPU): rendering gets render_fraction of the time
+        if state["steps_per_page"] is None and self.background is None and state["step"] == 10:
+            step_s = self.step_time_sum / 10
+            share = tc.render_fraction / max(1e-6, 1 - tc.render_fraction)
+            state["steps_per_page"] = max(1.0, self.render_s_per_page / (share * max(step_s, 1e-4)))
+            if self.is_main:
+                self.log(f"segmenter: {step_s:.3f} s/step, {self.render_s_per_page:.3f} s/page -> a new page "
+                         f"every {state['steps_per_page']:.1f} steps")
+
+    def note_loss(self) -> None:
+        """The mean training loss since the last note, into the history."""
+        state = self.state
+        self.history["train"].append({"step": state["step"], "minutes": round(state["elapsed_s"] / 60, 2),
+                                      "loss": self.loss_sum / max(1, self.loss_n),
+                                      "lr": self.opt.param_groups[0]["lr"]})
+        self.loss_sum, self.loss_n = 0.0, 0
+
+    def loop(self, batch: int, crop_hw: tuple[int, int], budget_s: float) -> None:
+        """Steps until the budget or the step cap (the same step on every rank); rank 0 validates and
+        checkpoints on the way."""
+        from tqdm import tqdm
+
+        tc, state = self.tc, self.state
+        clock = BudgetClock(budget_s, tc.max_steps, state["elapsed_s"])
+        last_ckpt = time.perf_counter()
+        bar = tqdm(total=int(budget_s), initial=int(state["elapsed_s"]), unit="s", desc="segmenter",
+                   disable=not self.is_main, mininterval=5.0)
+        last_bar = int(state["elapsed_s"])
+        probe = _ThreadProbe(tc.auto_threads and self.device.type == "cpu" and torch.get_num_threads() > 1
+                             and self.world == 1, state["elapsed_s"] + 15.0, tc.thread_probe_minutes * 60, self.log)
         try:
-            save_curves(history, os.path.join(out_dir, CURVES_NAME))
+            while True:
+                state["elapsed_s"] = clock.elapsed_s()
+                progress = sync_progress(clock.progress(state["step"], state["elapsed_s"]), self.world, self.device)
+                if progress >= 1.0:
+                    break
+                self.train_step(batch, crop_hw, progress, probe)
+                if state["step"] % tc.log_every == 0 and self.is_main:
+                    mean_loss = self.loss_sum / max(1, self.loss_n)
+                    self.note_loss()
+                    bar.set_postfix(loss=f"{mean_loss:.4f}", step=state["step"], best_f1=f"{state['best_f1']:.3f}")
+                now = int(clock.elapsed_s())
+                bar.update(max(0, min(now, int(budget_s)) - last_bar))
+                last_bar = max(last_bar, min(now, int(budget_s)))
+                if self.is_main:
+                    due_val = (state["step"] - state["last_val_step"] >= tc.val_steps if tc.val_steps
+                               else state["elapsed_s"] - state["last_val_s"] >= tc.val_minutes * 60)
+                    if due_val:
+                        self.validate()
+                        state["last_val_s"], state["last_val_step"] = state["elapsed_s"], state["step"]
+                    if time.perf_counter() - last_ckpt >= tc.checkpoint_minutes * 60:
+                        self.save_checkpoint()
+                        last_ckpt = time.perf_counter()
+        finally:
+            bar.close()
+            if self.background is not None:
+                self.background.stop()
+
+    def finish(self) -> dict:
+        """Rank 0: last validation, weights, checkpoint, history and curves; the run's summary."""
+        state, out_dir = self.state, self.out_dir
+        if self.loss_n:
+            self.note_loss()
+        if state["last_val_step"] != state["step"] or not self.history["val"]:
+            self.validate()
+            state["last_val_s"], state["last_val_step"] = state["elapsed_s"], state["step"]
+        if not self.val_samples:  # nothing to validate on: keep the last weights
+            save_model(self.model, out_dir)
+        self.save_checkpoint()
+        with open(os.path.join(out_dir, HISTORY_NAME), "w") as f:
+            json.dump({"history": self.history, "state": state, "train_config": self.tc.to_dict(),
+                       "model_config": self.mcfg.to_dict()}, f, indent=1)
+        try:
+            save_curves(self.history, os.path.join(out_dir, CURVES_NAME))
         except Exception as e:  # a plotting failure must not lose a trained model
-            log(f"segmenter: could not draw curves: {e}")
+            self.log(f"segmenter: could not draw curves: {e}")
         summary = {"steps": state["step"], "minutes": round(state["elapsed_s"] / 60, 2),
                    "best_f1": state["best_f1"], "threshold": state["best_threshold"],
-                   "pages_rendered": pool.next_id, "parameters": count_parameters(model)}
-        log(f"segmenter: done {json.dumps(summary)}")
+                   "pages_rendered": self.pool.next_id, "parameters": count_parameters(self.model)}
+        self.log(f"segmenter: done {json.dumps(summary)}")
+        return summary
+
+
+def train_segmenter(record_paths: list[str], out_dir: str, eik_pairs: list[tuple[str, str]] | None = None,
+                    model_config: SegmenterConfig | None = None, train_config: TrainConfig | None = None,
+                    fresh: bool = False, log=print) -> dict:
+    """Train (or resume) into out_dir; the best validation weights end up in out_dir/model.safetensors with
+    config.json. Returns a summary dict (steps, minutes, best_f1, threshold, ...)."""
+    tc = train_config or TrainConfig()
+    prof = select_profile()
+    rank, _local_rank, world = ddp_rank_world()
+    minutes = tc.minutes if tc.minutes is not None else prof.segmenter_minutes
+    crop_px = prof.segmenter_crop if tc.crop_px == -1 else tc.crop_px
+    batch = tc.batch_size or (SEGMENTER_CROP_BATCH if crop_px is not None else prof.batch_size)
+    workers = prof.num_workers if tc.num_workers is None else tc.num_workers
+    device = ddp_setup(tc.device or prof.device)  # cuda:LOCAL_RANK under torchrun; joins the process group
+    amp = AmpStep(device, prof.amp if tc.amp is None else tc.amp)
+    if rank == 0:  # only rank 0 writes the model folder
+        os.makedirs(out_dir, exist_ok=True)
+    ckpt, mcfg = _model_config(os.path.join(out_dir, CHECKPOINT_NAME), fresh, model_config, tc.init_from,
+                               device.type, log)
+    crop_hw = crop_shape(mcfg, crop_px)
+    torch.manual_seed(tc.seed + rank)
+    data = _training_data(record_paths, eik_pairs, mcfg, tc, rank == 0)
+    run = _SegmenterRun(mcfg, tc, out_dir, device, amp, rank, world, log)
+    run.start(ckpt, data.val_samples)
+    if rank == 0:
+        log(f"segmenter: {count_parameters(run.model) / 1e6:.2f} M parameters, base {mcfg.base_channels}, depth "
+            f"{mcfg.depth}, device {device}, {amp.describe()}, ranks {world}, "
+            f"batch {batch}x{crop_hw[0]}x{crop_hw[1]}, "
+            f"{len(data.train_recs)} train / {len(data.val_recs)} val records, {len(data.eik_train)} + "
+            f"{len(data.eik_val)} EIK pages, budget {minutes:g} min, workers {workers}")
+    run.fill_pool(data.page_fn, workers)
+    run.loop(batch, crop_hw, minutes * 60.0)
+    summary = run.finish() if rank == 0 else {}
     if world > 1:
         torch.distributed.barrier()
     return summary
@@ -504,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--label-width", type=float, default=None,
                     help="trace label width in working pixels (default 1.5 at 1100x850, scaled with the size)")
     ap.add_argument("--crop", type=int, default=-1, help="crop size in working px; 0 = whole page; -1 = profile")
-    ap.add_argument("--batch-size", type=int, default=None, help=f"default: {CPU_CROP_BATCH} crops, or the "
+    ap.add_argument("--batch-size", type=int, default=None, help=f"default: {SEGMENTER_CROP_BATCH} crops, or the "
                     "profile's batch of whole pages")
     ap.add_argument("--lr", type=float, default=TrainConfig.lr)
     ap.add_argument("--alpha", type=float, default=LossConfig.alpha, help="focal loss weight of the trace class")
@@ -521,7 +574,7 @@ def main(argv: list[str] | None = None) -> int:
                     "start from (fine-tuning); ignored when --out holds a checkpoint")
     args = ap.parse_args(argv)
 
-    from ..hardware import select_profile, set_threads
+    from ..hardware import set_threads
     from ..records.ptbxl import select_records
 
     set_threads()

@@ -33,9 +33,9 @@ def run_records(hidden: str, outputs: str, model: str) -> dict[str, list]:
     pages = {}
     for rel in tqdm(find_records(hidden), desc="digitizing"):
         record = os.path.join(hidden, rel)
-        signal, labels = entry.run(record, digitizer, classifier)
-        save_outputs(os.path.join(outputs, rel), load_header(record), signal, labels)
-        pages[rel] = (signal, list(digitizer.last_pages) if digitizer is not None else [])
+        out = entry.run_record(record, digitizer, classifier)
+        save_outputs(os.path.join(outputs, rel), load_header(record), out.signal, out.labels)
+        pages[rel] = (out.signal, out.pages)
     return pages
 
 

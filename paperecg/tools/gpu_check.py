@@ -84,20 +84,19 @@ def _model_cases(smoke: bool) -> list[dict]:
 
     from ..classify.model import ClassifierConfig, make_signal_net
     from ..classify.networks import build_image_net
-    from ..classify.train import _settings
-    from ..hardware import PROFILES
+    from ..hardware import CLASSIFIER_RECIPES, PROFILES, detector_recipe
     from ..rectify.detector import DetectorConfig
     from ..segment.model import ResUNetCBAM
-    from ..segment.train import default_model_config
+    from ..segment.train import crop_shape, default_model_config
 
     gpu = PROFILES["gpu"]
-    cls = _settings("gpu")
+    cls = CLASSIFIER_RECIPES["gpu"]
     seg_cfg = default_model_config("cuda")
-    mult = seg_cfg.pad_multiple
-    seg_hw = (-(-seg_cfg.work_height_px // mult) * mult, -(-seg_cfg.work_width_px // mult) * mult)
+    seg_hw = crop_shape(seg_cfg, None)  # the whole working page, as the gpu recipe trains
     det = DetectorConfig()
     img_px, det_px = cls["image_size_px"], det.crop_px
-    seg_batch, img_batch, sig_batch, det_batch = gpu.batch_size, cls["image_batch"], cls["signal_batch"], 64
+    seg_batch, img_batch, sig_batch = gpu.batch_size, cls["image_batch"], cls["signal_batch"]
+    det_batch = detector_recipe(gpu).batch
     if smoke:
         seg_cfg = default_model_config("cpu")
         seg_hw, img_px, det_px = (128, 160), 96, 160
