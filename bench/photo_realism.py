@@ -155,7 +155,8 @@ def page_stats(rgb: np.ndarray, trace_map: np.ndarray, rng: np.random.Generator)
         out["grid_to_trace"] = float(np.percentile(dark[off], 95)) / out["flat_dark"]
     # light: the paper level on 10-mm tiles of the page (tiles of table or dark border left out)
     t = int(round(10 * CANON_PX_PER_MM))
-    tiles = np.array([np.median(paper[r:r + t, c:c + t]) for r in range(0, h - t + 1, t) for c in range(0, w - t + 1, t)])
+    tiles = np.array([np.median(paper[r:r + t, c:c + t])
+                      for r in range(0, h - t + 1, t) for c in range(0, w - t + 1, t)])
     tiles = tiles[tiles > 0.6 * np.percentile(tiles, 90)]
     if len(tiles) >= 10:
         p5, p50, p95 = np.percentile(tiles, [5, 50, 95])
@@ -200,13 +201,16 @@ def image_files(folder: str, limit: int) -> list[str]:
 
 
 def our_photo(records: list[str], index: int, seed: int) -> np.ndarray:
-    """Our renderer's photographed training page number `index` (a 3x4+1 page, training resolutions)."""
+    """Our renderer's photographed training page number `index` (a 3x4+1 page at the resolutions the
+    segmenter's training photographs)."""
     from paperecg.render.dataset import render_training_page
     from paperecg.segment.data import RenderSettings
 
     rng = np.random.default_rng([seed, index])
     record = records[int(rng.integers(len(records)))]
-    dpi = float(rng.choice(RenderSettings().dpi_choices))
+    settings = RenderSettings()
+    # the resolutions the segmenter's training photographs (before photo_dpi_choices: all of dpi_choices)
+    dpi = float(rng.choice(getattr(settings, "photo_dpi_choices", settings.dpi_choices)))
     return render_training_page(record, rng, augment=True, layouts=["3x4+1"], dpi=dpi, photo_prob=1.0).image
 
 
@@ -255,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
 
         records = find_record_paths(args.ours)
         # the cache key includes the renderer's source: a changed renderer makes new pages
-        src = "".join(open(os.path.join(ROOT, "paperecg", "render", f)).read() for f in ("photo.py", "augment.py"))
+        src = "".join(open(os.path.join(ROOT, "paperecg", f)).read()
+                      for f in ("render/photo.py", "render/augment.py", "segment/data.py"))
         tag = hashlib.sha1(src.encode()).hexdigest()[:8]
         sets[args.ours_name] = [(f"ours:{tag}:{args.seed}:{i}", (lambda i=i: our_photo(records, i, args.seed)))
                                 for i in range(args.n)]

@@ -10,7 +10,7 @@ from paperecg.layouts import STANDARD_LEADS
 from paperecg.records.synthetic import synthetic_ecg
 from paperecg.render.augment import AugParams, motion_kernel, photometric
 from paperecg.render.page import RenderStyle, render_page
-from paperecg.render.photo import PhotoParams, fade_steep_strokes, photograph_page
+from paperecg.render.photo import PhotoParams, thin_strokes, photograph_page
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +34,7 @@ def test_steep_strokes_fade_and_flat_ones_keep_their_ink():
     cv2.line(alpha, (20, 10), (20, 70), 255, 3)
     cv2.line(img, (35, 40), (75, 40), (0, 0, 0), 3)  # a flat one (baseline)
     cv2.line(alpha, (35, 40), (75, 40), 255, 3)
-    out = fade_steep_strokes(img, alpha, 0.5)
+    out = thin_strokes(img, alpha, 0.5)
     dark_in = 255.0 - img.mean(axis=2)
     dark_out = 255.0 - out.mean(axis=2)
     steep = dark_out[20:60, 17:24].sum(axis=1) / dark_in[20:60, 17:24].sum(axis=1)
@@ -42,7 +42,14 @@ def test_steep_strokes_fade_and_flat_ones_keep_their_ink():
     assert np.all(steep < 0.5)  # thinner and fainter: at most half the ink across the stroke
     assert np.all(steep > 0.05)  # but still there
     assert np.all(flat > 0.95)
-    assert np.array_equal(fade_steep_strokes(img, alpha, 0.0), img)
+    assert np.array_equal(thin_strokes(img, alpha, 0.0), img)
+    # thinning every stroke keeps its centre (the labels stay on it)
+    both = thin_strokes(img, alpha, 0.0, 1.0)
+    d = 255.0 - both.mean(axis=2)
+    rows = np.arange(80)[:, None]
+    centre = (d[:, 45:70] * rows).sum(axis=0) / d[:, 45:70].sum(axis=0)
+    assert np.allclose(centre, 40.0, atol=0.05)
+    assert d[:, 45:70].sum() < 0.85 * dark_in[:, 45:70].sum()
 
 
 def test_fold_moves_the_mask_with_the_paper():
@@ -53,10 +60,10 @@ def test_fold_moves_the_mask_with_the_paper():
     shot = photograph_page(page, params=folded)
     shot_blank = photograph_page(blank, params=folded)
     # the crease shifted the paper: some plotted points moved by more than half a millimetre
-    moved = np.hypot(*(shot.page.leads[0].pixels - plain.page.leads[0].pixels).T)
     ppm = page.geometry.px_per_mm_x
-    all_moved = np.concatenate([np.hypot(*(a.pixels - b.pixels).T) for a, b in zip(shot.page.leads, plain.page.leads)])
-    assert np.nanmax(all_moved) > 0.5 * ppm and np.all(np.isfinite(moved[np.isfinite(plain.page.leads[0].pixels[:, 0])]))
+    moved = np.concatenate([np.hypot(*(a.pixels - b.pixels).T) for a, b in zip(shot.page.leads, plain.page.leads)])
+    drawn = np.concatenate([np.isfinite(b.pixels[:, 0]) for b in plain.page.leads])
+    assert np.all(np.isfinite(moved[drawn])) and np.nanmax(moved) > 0.5 * ppm
     # the ink (photo minus the same photo of a blank page: folds and shadow cancel) lies on the mask
     ink = shot_blank.page.image.astype(float).mean(axis=2) - shot.page.image.astype(float).mean(axis=2)
     strong = ink > 0.5 * np.percentile(ink[shot.page.trace_mask], 90)
@@ -90,3 +97,10 @@ def test_motion_blur_does_not_move_the_image():
         rows, cols = np.mgrid[0:41, 0:41]
         assert abs((dark * rows).sum() / dark.sum() - 20) < 0.05
         assert abs((dark * cols).sum() / dark.sum() - 20) < 0.05
+
+
+def test_black_level_lifts_the_ink_and_keeps_the_paper():
+    img = np.zeros((4, 4, 3), np.uint8)
+    img[:2] = 255
+    out = photometric(img, AugParams(look="photo", black_level=60.0))
+    assert np.all(out[2:] == 60) and np.all(out[:2] == 255)

@@ -36,6 +36,7 @@ class AugParams:
     contrast: float = 1.0
     brightness: float = 0.0  # added to 0..255 levels
     gamma: float = 1.0
+    black_level: float = 0.0  # grey level black ink comes out at (a phone photo's ink is dark grey, 0..255)
     blur_sigma_px: float = 0.0
     motion_px: float = 0.0  # camera shake: blur along one direction, length in px
     motion_deg: float = 0.0  # its direction (0: along the rows)
@@ -275,6 +276,7 @@ def tone_lut(params: AugParams) -> np.ndarray:
         gains = gains * 1.02  # scanners wash the paper out a little
     v = np.arange(256, dtype=np.float64)[:, None] * gains[None, :]
     v = (v - 128.0) * params.contrast + 128.0 + params.brightness
+    v = params.black_level + v * (1.0 - params.black_level / 255.0)
     v = 255.0 * (np.clip(v, 0.0, 255.0) / 255.0) ** params.gamma
     return np.clip(np.round(v), 0, 255).astype(np.uint8).reshape(256, 1, 3)
 

@@ -3,13 +3,13 @@
 `photograph_page(page, rng)` moves the page through a known map (perspective from a random camera pose,
 page curl and folds as a smooth displacement, cut edges) onto a textured table, then lights and degrades
 it (uneven light and shadow, crease shading, colour cast, blur, sensor noise, JPEG: the photometric part of
-render/augment.py). What a phone does to the printed trace itself is there too, measured on real phone
-photos with bench/photo_realism.py: steep strokes (QRS) come out thinner and fainter than the baseline (the
-printed steep line is thinner, and blur spreads it), a fold is a crease across the paper with a step in the
-light between its two faces and a local shift of the paper, a cast shadow darkens part of the sheet, and a
-shaking hand blurs along one direction. Every label moves with it: the plotted pixels, lead and name boxes (as corners), the
-trace masks (redrawn through the moved pixels), and the returned `warp` (a MeshWarp: photo px -> flat page
-px) tells where any point of the paper (a grid crossing, say) went. Ranges are deliberately wider than any
+render/augment.py). What a phone does to the printed trace is there too, checked against real phone photos
+with bench/photo_realism.py: black ink comes out dark grey, steep strokes (QRS) may come out thinner and
+fainter than the baseline, a fold is a crease across the paper with a step in the light between its two
+faces and a local shift of the paper, a cast shadow darkens part of the sheet, a shaking hand blurs along
+one direction. Every label moves with it: the plotted pixels, lead and name boxes (as corners), the trace
+masks (redrawn through the moved pixels), and the returned `warp` (a MeshWarp: photo px -> flat page px)
+tells where any point of the paper (a grid crossing, say) went. Ranges are deliberately wider than any
 one generator's recipe (e.g. ECG-Image-Kit's photo set moves corners by up to 7 %; here up to 12 %).
 """
 from __future__ import annotations
@@ -42,6 +42,7 @@ class PhotoParams:
     fold_step_mm: float = 0.0  # local shift of the paper across each fold's crease (mm, along its normal)
     fold_shade: float = 0.0  # light step between a fold's two faces and the crease line's contrast (0..1)
     steep_fade: float = 0.0  # share of a steep stroke's darkness lost (0 .. 1; flat strokes keep theirs)
+    ink_thin: float = 0.0  # up to a pixel off every stroke's width (0..1): a printer's thin line
     shadow: float = 0.0  # darkness of a soft-edged cast shadow (phone, hand) over part of the photo (0..1)
     table_rgb: tuple[int, int, int] = (90, 70, 50)
     table_texture: float = 0.3  # 0..1
@@ -53,16 +54,18 @@ def sample_photo_params(rng: np.random.Generator, strength: float = 1.0) -> Phot
     s = float(np.clip(strength, 0.0, 1.5))
     aug = AugParams(
         look="photo",
-        shading=float(rng.uniform(0.0, 0.7) * s),
+        shading=float(rng.uniform(0.0, 0.5) * s),
         # crumpled paper: faceted light (augment.illumination)
-        wrinkles=float(rng.uniform(0.2, 0.8) * s) if rng.random() < 0.3 * s else 0.0,
+        wrinkles=float(rng.uniform(0.1, 0.5) * s) if rng.random() < 0.25 * s else 0.0,
         creases=int(rng.integers(0, 4)) if rng.random() < 0.4 * s else 0,
         temperature=float(rng.uniform(-3.0, 3.0) * s) if rng.random() < 0.6 else 0.0,
         contrast=float(np.exp(rng.uniform(-0.3, 0.1) * s)),
         brightness=float(rng.uniform(-30.0, 15.0) * s),
         gamma=float(np.exp(rng.uniform(-0.3, 0.3) * s)),
-        blur_sigma_px=float(rng.uniform(0.0, 1.5) * s),
-        motion_px=float(rng.uniform(1.0, 3.5) * s) if rng.random() < 0.4 * s else 0.0,
+        # black ink photographs as dark grey (real photos: the trace's darkness is 0.55-0.72 of the paper's)
+        black_level=float(rng.uniform(10.0, 70.0)),
+        blur_sigma_px=float(rng.uniform(0.0, 0.9) * s),
+        motion_px=float(rng.uniform(1.0, 2.5) * s) if rng.random() < 0.25 * s else 0.0,
         motion_deg=float(rng.uniform(0.0, 180.0)),
         noise_sigma=float(rng.uniform(0.0, 8.0) * s),
         jpeg_quality=int(rng.integers(45, 95)),
@@ -82,10 +85,14 @@ def sample_photo_params(rng: np.random.Generator, strength: float = 1.0) -> Phot
         roll_mm=float(rng.uniform(-4.0, 4.0) * s) if rng.random() < 0.5 else 0.0,
         folds=folds,
         fold_step_mm=float(rng.uniform(0.0, 1.0) * s) if folds else 0.0,
-        fold_shade=float(rng.uniform(0.03, 0.3) * s) if folds else 0.0,
-        # the measured fading of steep strokes on real photos (bench/photo_realism.py) is common, not rare
-        steep_fade=float(rng.uniform(0.0, 0.6)) if rng.random() < 0.7 else 0.0,
-        shadow=float(rng.uniform(0.1, 0.45) * s) if rng.random() < 0.35 * s else 0.0,
+        fold_shade=float(rng.uniform(0.03, 0.2) * s) if folds else 0.0,
+        # real photos' steep strokes are about as dark as the flat ones (bench/photo_realism.py, median
+        # ratio ~1.0 and as low as 0.92): a mild fading on half the pages covers that spread
+        steep_fade=float(rng.uniform(0.0, 0.3)) if rng.random() < 0.5 else 0.0,
+        # real photos' flat strokes are 0.36-0.45 mm wide at half darkness, blur included: thinner than most
+        # of our styles' 0.5-1.4 pt lines once blurred
+        ink_thin=float(rng.uniform(0.0, 1.0)) if rng.random() < 0.6 else 0.0,
+        shadow=float(rng.uniform(0.1, 0.35) * s) if rng.random() < 0.25 * s else 0.0,
         table_rgb=tuple(int(v) for v in rng.integers(20, 200, size=3)),
         table_texture=float(rng.uniform(0.0, 0.6)),
         aug=aug,
@@ -228,15 +235,26 @@ def _move_trace(t: LeadTrace, warp: MeshWarp) -> LeadTrace:
                    baseline_row=base)
 
 
-def fade_steep_strokes(image: np.ndarray, trace_alpha: np.ndarray | None, amount: float) -> np.ndarray:
-    """Steep strokes thinner and fainter than flat ones, as a phone sees a printout (measured on real photos:
-    the QRS strokes are grey where the baseline is black). The trace's direction comes from its anti-aliased
-    label; a vertical stroke loses a pixel of width and `amount` of its darkness, a 45-degree one half as
-    much, a flat one nothing. The labels do not change: the faint stroke is still trace."""
-    if amount <= 0 or trace_alpha is None or not np.any(trace_alpha):
+def thin_strokes(image: np.ndarray, trace_alpha: np.ndarray | None, steep_amount: float, thin_all: float = 0.0
+                 ) -> np.ndarray:
+    """The printed trace thinner and, where steep, fainter: what a phone sees of a thin printed line.
+
+    `thin_all` (0..1) takes up to a pixel off every stroke's width (a printer's thin line, where our styles
+    draw up to 1.4 pt); `steep_amount` (0..1) takes up to a pixel more off a vertical stroke and that share
+    of its darkness (a 45-degree stroke half as much, a flat one nothing). The trace's direction comes from
+    its anti-aliased label. Thinning blends with the lighter neighbours on both sides, so a stroke keeps its
+    centre, and the labels do not change: the faint stroke is still trace."""
+    if (steep_amount <= 0 and thin_all <= 0) or trace_alpha is None or not np.any(trace_alpha):
         return image
     h, w = image.shape[:2]
     a = trace_alpha.astype(np.float32) / 255.0
+    near = cv2.dilate(a, np.ones((3, 3), np.uint8))[:, :, None]
+    img = image.astype(np.float32)
+    if thin_all > 0:
+        lighter = cv2.dilate(image, np.ones((3, 3), np.uint8)).astype(np.float32)  # 2 px thinner
+        img = img + 0.5 * float(thin_all) * near * (lighter - img)
+    if steep_amount <= 0:
+        return np.clip(np.round(img), 0, 255).astype(np.uint8)
     # structure tensor at half resolution (the direction field is smooth)
     small = cv2.resize(a, (max(2, w // 2), max(2, h // 2)), interpolation=cv2.INTER_AREA)
     gx = cv2.Sobel(small, cv2.CV_32F, 1, 0, ksize=3)
@@ -244,15 +262,12 @@ def fade_steep_strokes(image: np.ndarray, trace_alpha: np.ndarray | None, amount
     jxx = cv2.GaussianBlur(gx * gx, (0, 0), 1.5)
     jyy = cv2.GaussianBlur(gy * gy, (0, 0), 1.5)
     steep = np.clip((jxx - jyy) / np.maximum(jxx + jyy, 1e-6), 0.0, 1.0)  # cos of twice the normal's angle
-    steep = cv2.resize(steep, (w, h), interpolation=cv2.INTER_LINEAR) * float(amount)
-    near = cv2.dilate(a, np.ones((3, 3), np.uint8))
-    img = image.astype(np.float32)
-    thin = cv2.dilate(image, np.ones((1, 2), np.uint8)).astype(np.float32)  # the lighter neighbour: 1 px thinner
-    paper = cv2.dilate(image, np.ones((7, 7), np.uint8)).astype(np.float32)  # paper (or grid) beside the stroke
-    k_thin = np.minimum(1.0, 2.0 * steep * near)[:, :, None]
-    img = img + k_thin * (thin - img)
-    k_fade = (steep * near)[:, :, None]
-    img = img + k_fade * (paper - img)
+    steep = (cv2.resize(steep, (w, h), interpolation=cv2.INTER_LINEAR) * float(steep_amount))[:, :, None]
+    src = np.clip(np.round(img), 0, 255).astype(np.uint8)
+    sideways = cv2.dilate(src, np.ones((1, 3), np.uint8)).astype(np.float32)  # 2 px thinner across a steep one
+    paper = cv2.dilate(src, np.ones((7, 7), np.uint8)).astype(np.float32)  # paper (or grid) beside the stroke
+    img = img + 0.5 * np.minimum(1.0, 2.0 * steep * near) * (sideways - img)
+    img = img + steep * near * (paper - img)
     return np.clip(np.round(img), 0, 255).astype(np.uint8)
 
 
@@ -305,7 +320,7 @@ def photograph_page(page: RenderedPage, rng: np.random.Generator | int | None = 
     ppm = float(page.geometry.px_per_mm_x)
     warp, (oh, ow), folds = _photo_geometry(params, (page.height, page.width), ppm)
     mx, my = warp.source_maps((oh, ow))
-    flat = fade_steep_strokes(page.image, page.trace_alpha, params.steep_fade)
+    flat = thin_strokes(page.image, page.trace_alpha, params.steep_fade, params.ink_thin)
     paper = cv2.remap(flat, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
     inside = cv2.remap(np.full(page.image.shape[:2], 255, np.uint8), mx, my, cv2.INTER_LINEAR,
                        borderMode=cv2.BORDER_CONSTANT, borderValue=0)
