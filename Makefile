@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+CLUSTER_STAMP := $(VENV)/.installed-cluster
 
 .PHONY: setup demo test bench lint challenge-sim bad-input-sim clean
 
@@ -14,10 +15,15 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install -q --no-cache-dir -r requirements.txt
 	touch $(STAMP)
 
+# the optional Dask extra, for the tests of `paperecg digitize --cluster/--scheduler` (not needed by the entry)
+$(CLUSTER_STAMP): $(STAMP) requirements-cluster.txt
+	$(PY) -m pip install -q --no-cache-dir -r requirements-cluster.txt
+	touch $(CLUSTER_STAMP)
+
 demo: $(STAMP)
 	$(PY) -m paperecg.tools.demo --out demo_out
 
-test: $(STAMP)
+test: $(CLUSTER_STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

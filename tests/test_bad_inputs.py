@@ -2,6 +2,7 @@
 refuses data it cannot learn from before it starts. One test per defect found by trying the entry as a new
 user would; each builds its bad files from a small generated page."""
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -146,6 +147,34 @@ def test_one_label_fallback_on_every_path(tmp_path):
     # the same classifier answers from itself when there is something to classify
     signal = synthetic_ecg(FS_HZ, 10.0, "NORM", 0, 12)
     assert classifier.classify(load_header_info(no_image), [], signal)
+
+
+class SprayModel:
+    """A trained model that names every class it knows whatever it is shown (as the image branch did with a
+    monitor page no lead was read from)."""
+
+    def predict(self, images, signal, header):
+        return ["NORM", "Old MI", "STTC", "CD", "HYP", "PVC", "AFIB/AFL", "TACHY", "BRADY"]
+
+
+@pytest.mark.parametrize("fs_hz", [250.0, 500.0])
+def test_a_record_with_no_lead_read_gets_the_prevalence_labels(tmp_path, fs_hz):
+    """A page was given but no lead was read from it (all NaN, or a few stray samples): the labels are the
+    prevalence model's, not the trained model's answer to the picture; a read lead is classified."""
+    record = make_record(tmp_path, "rec", images=("page.png",))
+    header = load_header_info(record)
+    header = replace(header, fs_hz=fs_hz, num_samples=int(10 * fs_hz))
+    classifier = entry.Classifier(PREVALENCE, SprayModel())
+    page = [np.full((64, 48, 3), 255, np.uint8)]
+    empty = np.full((header.num_samples, 12), np.nan)
+    few = empty.copy()
+    few[100:110, 1] = 0.3  # ten stray samples of one lead
+    few[2000:2005, 7] = -0.1
+    for signal in (None, empty, few):
+        assert classifier.classify(header, page, signal) == PREVALENCE.predict()
+    read = empty.copy()
+    read[: int(2.5 * fs_hz), 0] = 0.1  # one lead of a 3x4 page
+    assert classifier.classify(header, page, read) == SprayModel().predict(None, None, None)
 
 
 def test_each_page_is_decoded_once_and_reported_once(tmp_path, capsys, monkeypatch):

@@ -75,6 +75,29 @@ def test_folder_run_reads_good_images_and_lists_the_bad_one(folder_run):
     assert not list(out.glob("bad*"))
 
 
+@needs_model
+def test_folder_run_keeps_a_manifest_and_a_second_run_resumes(folder_run):
+    """Per input: status, reason, leads found, model identity; a second run reads nothing again but the
+    failure it is asked to retry, and rewrites no output."""
+    from paperecg.pipeline.archive import MANIFEST_NAME, Manifest
+
+    out, data = folder_run["out"], folder_run["data"]
+    rows = Manifest(str(out / MANIFEST_NAME)).rows()
+    assert {n: r["status"] for n, r in rows.items()} == {"scan_one": "done", "sub/rec": "done", "bad": "failed"}
+    assert rows["bad"]["reason"] and rows["scan_one"]["reason"] is None
+    for name in ("scan_one", "sub/rec"):
+        assert rows[name]["leads_found"] == len(rows[name]["leads"].split()) >= 10
+        assert rows[name]["model_id"].startswith("sha256:") and rows[name]["seconds"] > 0
+    written = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.suffix in (".hea", ".dat", ".csv", ".json")}
+    r = run_cli("digitize", data, "-o", out)
+    assert r.returncode == 1 and "nothing left to digitize" in r.stdout, r.stdout + r.stderr[-2000:]
+    assert "2 done before this run, 1 failed before" in r.stdout and "bad" in r.stdout.split("failed:\n", 1)[1]
+    r = run_cli("digitize", data, "-o", out, "--retry-failed")
+    assert r.returncode == 1 and "digitized 0 of 1 inputs" in r.stdout, r.stdout + r.stderr[-2000:]
+    assert Manifest(str(out / MANIFEST_NAME)).rows()["bad"]["attempts"] == 2
+    assert {p: p.stat().st_mtime_ns for p in written} == written
+
+
 def read_csv(path):
     with open(path) as f:
         columns = f.readline().strip().split(",")

@@ -197,3 +197,24 @@ def test_inference_on_an_odd_sized_page(tmp_path):
     assert [p.shape for p in both] == [(301, 457), (120, 90), (301, 457)]
     np.testing.assert_allclose(both[0], prob, atol=1e-5)
     np.testing.assert_allclose(both[2], prob, atol=1e-5)
+
+
+def test_photographed_training_pages_are_printed_at_a_phone_photos_resolution(record_factory, monkeypatch):
+    """A phone photographs a printout (150-250 dpi of paper), never a 50-dpi scan: photographed pages draw
+    their resolution from photo_dpi_choices, the others from dpi_choices."""
+    import paperecg.render.dataset as dataset
+
+    calls = []
+
+    def fake(record, rng, augment=True, dpi=None, photo_prob=0.0, **kw):
+        calls.append((dpi, photo_prob))
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(dataset, "render_training_page", fake)
+    records = [record_factory("00001_lr", seed=1)]
+    settings = RenderSettings(dpi_choices=(40.0,), photo_dpi_choices=(222.0,), augment_prob=1.0, photo_prob=0.5)
+    fn = RecordPages(records, SegmenterConfig(**TINY), seed=3, settings=settings)
+    for k in range(40):
+        with pytest.raises(RuntimeError):
+            fn(k)
+    assert set(calls) == {(40.0, 0.0), (222.0, 1.0)}

@@ -2,6 +2,7 @@
 
     paperecg digitize scan.jpg -o out            # out/scan.hea/.dat (WFDB, mV), .csv, .json, .overlay.png
     paperecg digitize photos/ -o out --jobs 2    # every image under photos/, two worker processes
+    paperecg digitize archive/ -o out --cluster local:4   # resumable (out/manifest.sqlite), on Dask
     paperecg classify scan.jpg [--json]          # diagnostic classes with their probabilities
     paperecg render --records DIR --out OUT      # synthetic training pages (paperecg.tools.render_folder)
     paperecg evaluate -d REFERENCES -o OUTPUTS   # the challenge scores (SNR, macro F)
@@ -19,6 +20,7 @@ import sys
 import time
 
 MODEL_ENV = "PAPERECG_MODEL"
+SCHEDULER_ENV = "PAPERECG_SCHEDULER"  # the Dask scheduler's address, as --scheduler
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../paperecg
 
 DIGITIZE_EXAMPLES = """examples:
@@ -26,6 +28,9 @@ DIGITIZE_EXAMPLES = """examples:
   paperecg digitize photos/ -o out --jobs 2       # every image under photos/ (recursively), 2 processes
   paperecg digitize strip.png --fs 250 --seconds 10 --no-overlay
   paperecg digitize page.png --header 00001.hea   # a record's rate, length and leads instead of the standard 12
+  paperecg digitize archive/ -o out --retry-failed          # a second run: skip what is done, retry failures
+  paperecg digitize archive/ -o out --cluster local:4       # a Dask LocalCluster of 4 worker processes
+  paperecg digitize archive/ -o out --scheduler tcp://10.0.0.5:8786   # an existing Dask cluster
 
 Outputs per input NAME (folder inputs keep their sub-folders under OUT):
   NAME.hea/.dat     WFDB record, leads in mV (16-bit, 0.001 mV steps); empty (NaN) where a lead was not read
@@ -35,7 +40,13 @@ Outputs per input NAME (folder inputs keep their sub-folders under OUT):
   NAME.overlay.png  the digitized trace drawn thin and see-through over your image, one colour per lead:
                     where it does not sit on the printed trace, the reading is wrong there
 A header (.hea) that names images with '# Image:' (a challenge record) is read with its rate, length and
-leads, its pages together; --ignore-headers reads every image alone."""
+leads, its pages together; --ignore-headers reads every image alone.
+
+A run with a folder among its inputs keeps OUT/manifest.sqlite (and its copy OUT/manifest.csv): one row per
+input with its status (done, failed, pending, skipped: not an image), the reason of a failure, the leads
+found, seconds, worker and model identity. Running the same command again skips what is done and what
+failed (--retry-failed retries the failures); what a killed run left pending is read again. Outputs are
+moved into place whole, so a killed run leaves no half-written record."""
 
 CLASSIFY_EXAMPLES = """examples:
   paperecg classify scan.jpg                  # 'scan: NORM 0.83'
@@ -100,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--ignore-headers", action="store_true",
                    help="read every image alone, even those a header in the folder names")
     d.add_argument("-j", "--jobs", type=int, default=1, help="worker processes (default 1)")
+    d.add_argument("--retry-failed", action="store_true",
+                   help="read again the inputs the manifest lists as failed (default: skip them)")
+    d.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                   help="run on this Dask scheduler's workers (default: $PAPERECG_SCHEDULER; needs paperecg[cluster])")
+    d.add_argument("--cluster", default=None, metavar="local:N",
+                   help="start a Dask LocalCluster of N worker processes here (needs paperecg[cluster])")
     d.add_argument("--no-overlay", action="store_true", help="do not write NAME.overlay.png")
     d.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -129,22 +146,98 @@ def build_parser() -> argparse.ArgumentParser:
 # --- commands ---------------------------------------------------------------------------------------------
 
 def cmd_digitize(a: argparse.Namespace) -> int:
-    from .digitize import Options, check_overwrites, find_jobs, run_digitize, summary_line
+    from paperecg.pipeline.archive import MANIFEST_NAME, Manifest
+
+    from .digitize import Options, check_overwrites, find_jobs, other_files, run_digitize, summary_line
 
     if a.jobs < 1 or a.fs <= 0 or a.seconds <= 0:
         raise _usage("--jobs, --fs and --seconds must be positive")
     if a.header is not None and not os.path.isfile(a.header):
         raise _usage(f"--header {a.header}: no such file")
+    scheduler = a.scheduler or os.environ.get(SCHEDULER_ENV) or None
+    if a.cluster and scheduler:
+        raise _usage(f"--cluster starts a cluster, --scheduler (or {SCHEDULER_ENV}) names one: give one of them")
+    if (a.cluster or scheduler) and a.jobs > 1:
+        raise _usage("--jobs is for local processes; on a Dask cluster the workers decide (--cluster local:N)")
+    local_workers = parse_local_cluster(a.cluster) if a.cluster else 0
     opts = Options(out=a.out, model=find_model(a.model), fs_hz=a.fs, seconds=a.seconds, overlay=not a.no_overlay)
-    jobs = find_jobs(a.paths, use_headers=not a.ignore_headers, header_file=a.header)
+    jobs = find_jobs(a.paths, use_headers=not a.ignore_headers, header_file=a.header, out=a.out)
     check_overwrites(jobs, a.out)
+    archive = any(os.path.isdir(p) for p in a.paths)
+    if archive:
+        os.makedirs(a.out, exist_ok=True)
+    manifest = Manifest(os.path.join(a.out, MANIFEST_NAME) if archive else None)
     t0 = time.time()
-    results = run_digitize(jobs, opts, a.jobs, progress=not a.quiet)
+    dask = {}  # the client and cluster, started only when there is work to hand out
+
+    def on_dask(fn, payloads, names):
+        dask["client"], dask["cluster"], execute = _dask_executor(local_workers, scheduler, opts.model)
+        return execute(fn, payloads, names)
+
+    try:
+        results, plan = run_digitize(jobs, opts, a.jobs, progress=not a.quiet, manifest=manifest,
+                                     execute=on_dask if (a.cluster or scheduler) else None,
+                                     executor_name=(f"dask LocalCluster of {local_workers} workers" if a.cluster
+                                                    else f"dask {scheduler}" if scheduler else ""),
+                                     retry_failed=a.retry_failed, skipped=other_files(a.paths, a.out))
+        rows = manifest.rows()
+    finally:
+        manifest.close()
+        if dask.get("client") is not None:
+            dask["client"].close()
+        if dask.get("cluster") is not None:
+            dask["cluster"].close()
     failed = [r for r in results if not r.ok]
+    kept = [(name, row["reason"]) for name, row in rows.items()
+            if row["status"] == "failed" and name not in {r.name for r in results}]
+    skipped = sum(row["status"] == "skipped" for row in rows.values())
     print(summary_line(results, time.time() - t0))
-    if failed:
-        print("failed:\n" + "\n".join(f"  {r.name}: {r.message}" for r in failed))
-    return 1 if failed else 0
+    if archive:
+        print(f"manifest {os.path.join(a.out, MANIFEST_NAME)}: {plan.done_before} done before this run, "
+              f"{len(kept)} failed before (kept: --retry-failed reads them again), {skipped} files not images")
+    if failed or kept:
+        print("failed:\n" + "\n".join(f"  {name}: {msg}" for name, msg in [(r.name, r.message) for r in failed] + kept))
+    return 1 if failed or kept else 0
+
+
+def parse_local_cluster(spec: str) -> int:
+    """'local:N' -> N (>= 1); UsageError otherwise."""
+    kind, _, count = spec.partition(":")
+    if kind != "local" or not count.isdigit() or int(count) < 1:
+        raise _usage(f"--cluster {spec!r}: expected local:N, e.g. local:4 (N worker processes on this machine); "
+                     "for a cluster elsewhere, --scheduler tcp://HOST:PORT")
+    return int(count)
+
+
+def _dask_executor(local_workers: int, scheduler: str | None, model: str):
+    """(client, cluster, executor) for --cluster local:N or --scheduler ADDRESS."""
+    import functools
+
+    try:
+        from paperecg.pipeline import cluster as dask_cluster
+    except ImportError as e:
+        raise _usage(f"Dask is not installed ({e}): pip install 'paperecg[cluster]'") from None
+    from paperecg.hardware import cuda_device_count
+    from paperecg.pipeline.archive import model_identity
+
+    from .digitize import warm_worker
+
+    gpus = cuda_device_count() if local_workers else 0
+    client, cluster, name = dask_cluster.start_client(scheduler, local_workers, gpus)
+    print(dask_cluster.dashboard_line(client), file=sys.stderr)
+    warm = functools.partial(warm_worker, model)
+    client.register_plugin(dask_cluster.WarmWorker(warm, local_workers, gpus))
+    problems = dask_cluster.check_workers(client, functools.partial(model_identity, model), model_identity(model))
+    if problems:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+        raise _usage("workers without this model (same package and model folder needed on every worker):\n  "
+                     + "\n  ".join(problems))
+    workers = client.nthreads()
+    print(f"{name}: {len(workers)} workers, {sum(workers.values())} threads"
+          + ("" if workers else " (none yet: the inputs wait for workers to join)"), file=sys.stderr)
+    return client, cluster, dask_cluster.dask_executor(client)
 
 
 def label_probabilities(model, p_signal, p_image):

@@ -15,12 +15,15 @@ from __future__ import annotations
 import os
 import re
 import sys
+import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from paperecg.layouts import STANDARD_LEADS
+from paperecg.pipeline.archive import (MANIFEST_CSV, MANIFEST_NAME, ArchiveItem, Executor, JobResult, Manifest,
+                                       model_identity, run_archive, this_worker)
 from paperecg.records.header import HeaderInfo
 from paperecg.records.images import IMAGE_EXTENSIONS
 
@@ -52,17 +55,6 @@ class Options:
     overlay: bool = True
 
 
-@dataclass
-class JobResult:
-    name: str
-    ok: bool
-    message: str = ""
-    leads_found: int = 0
-    num_leads: int = 0
-    seconds: float = 0.0
-    outputs: list[str] = field(default_factory=list)
-
-
 # --- inputs ---------------------------------------------------------------------------------------------
 
 def is_image_file(path: str) -> bool:
@@ -88,14 +80,21 @@ def _header_images(hea_path: str) -> list[str]:
     return [os.path.join(folder, n) for n in names if os.path.isfile(os.path.join(folder, n))]
 
 
-def folder_jobs(folder: str, use_headers: bool, header_file: str | None) -> list[Job]:
+def _walk(folder: str, out: str | None) -> list[str]:
+    """Every file under `folder` (sorted, recursively), not descending into the output folder."""
+    skip = os.path.realpath(out) if out else None
+    files = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if os.path.realpath(os.path.join(root, d)) != skip)
+        files += [os.path.join(root, n) for n in sorted(names)]
+    return files
+
+
+def folder_jobs(folder: str, use_headers: bool, header_file: str | None, out: str | None = None) -> list[Job]:
     """Every image under `folder` (recursively, sorted); images a header names form that record's job."""
     jobs: list[Job] = []
     claimed: set[str] = set()
-    files = []
-    for root, dirs, names in os.walk(folder):
-        dirs.sort()
-        files += [os.path.join(root, n) for n in sorted(names)]
+    files = _walk(folder, out)
     if use_headers:
         for path in files:
             if path.endswith(".hea"):
@@ -110,13 +109,46 @@ def folder_jobs(folder: str, use_headers: bool, header_file: str | None) -> list
     return jobs
 
 
-def find_jobs(paths: list[str], use_headers: bool = True, header_file: str | None = None) -> list[Job]:
+RECORD_EXTENSIONS = (".hea", ".dat", ".mat")  # a record's own files: read through its header, not inputs
+
+
+def not_an_input(path: str) -> str | None:
+    """Why a file found in an archive folder is not read (None: it is an image, a record's file, an output of
+    this command or a hidden file, which need no line)."""
+    name = os.path.basename(path)
+    low = name.lower()
+    stem = os.path.splitext(path)[0]
+    if (name.startswith(".") or is_image_file(path) or low.endswith(RECORD_EXTENSIONS + (OVERLAY_SUFFIX,))
+            or name in (MANIFEST_NAME, MANIFEST_CSV) or os.path.isfile(stem + ".hea")):
+        return None
+    ext = os.path.splitext(low)[1] or "no extension"
+    reason = f"not an image file ({ext}): digitize reads {', '.join(IMAGE_EXTENSIONS)}"
+    if ext == ".pdf":
+        reason += "; convert the PDF's pages to PNG first (e.g. pdftoppm -r 200 -png)"
+    return reason
+
+
+def other_files(paths: list[str], out: str | None = None) -> list[tuple[str, str, str]]:
+    """(name, path, reason) for every file in the folders among `paths` that is not read (a PDF, a text):
+    the manifest gives each one line and the run goes on."""
+    found = []
+    for folder in paths:
+        if os.path.isdir(folder):
+            for path in _walk(folder, out):
+                reason = not_an_input(path)
+                if reason is not None:
+                    found.append((os.path.relpath(path, folder), path, reason))
+    return found
+
+
+def find_jobs(paths: list[str], use_headers: bool = True, header_file: str | None = None,
+              out: str | None = None) -> list[Job]:
     """Jobs for the command line's paths, with output names made unique and WFDB-safe. Raises UsageError
     for a path that does not exist or a folder with no image."""
     jobs: list[Job] = []
     for path in paths:
         if os.path.isdir(path):
-            found = folder_jobs(path, use_headers, header_file)
+            found = folder_jobs(path, use_headers, header_file, out)
             if not found:
                 raise UsageError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) under {path}")
             jobs += found
@@ -191,19 +223,28 @@ def job_header(job: Job, opts: Options) -> tuple[str, HeaderInfo, str]:
 # --- the work -------------------------------------------------------------------------------------------
 
 _MODELS: dict[str, tuple[object, list[str]]] = {}
+_MODELS_LOCK = threading.Lock()  # a Dask worker with several threads loads the model once all the same
 
 
 def load_digitizer(model: str):
     """The Digitizer of `model`, loaded once per process; the load's remarks are kept for the reports."""
-    if model not in _MODELS:
-        from paperecg.hardware import select_profile, set_threads
-        from paperecg.pipeline.digitizer import Digitizer
+    with _MODELS_LOCK:
+        if model not in _MODELS:
+            from paperecg.hardware import select_profile, set_threads
+            from paperecg.pipeline.digitizer import Digitizer
 
-        set_threads()
-        notes: list[str] = []
-        digitizer = Digitizer.load(model, device=select_profile().device, log=lambda m: notes.append(f"model: {m}"))
-        _MODELS[model] = (digitizer, notes)
+            set_threads()
+            notes: list[str] = []
+            digitizer = Digitizer.load(model, device=select_profile().device,
+                                       log=lambda m: notes.append(f"model: {m}"))
+            _MODELS[model] = (digitizer, notes)
     return _MODELS[model]
+
+
+def warm_worker(model: str) -> str:
+    """Load the model into this (worker) process's cache; its identity (what `check_workers` compares)."""
+    load_digitizer(model)
+    return model_identity(model)
 
 
 def read_job(job: Job, opts: Options):
@@ -236,80 +277,94 @@ def read_job(job: Job, opts: Options):
 
 def write_outputs(job: Job, opts: Options, header: HeaderInfo, source: str, signal: np.ndarray, pages,
                   messages: list[str]) -> list[str]:
-    """NAME.hea/.dat (WFDB, mV), NAME.csv, NAME.json and the overlay picture(s); returns the paths."""
+    """NAME.hea/.dat (WFDB, mV), NAME.csv, NAME.json and the overlay picture(s); returns the paths. Written
+    into a staging folder and moved into place file by file, the header last (pipeline/archive.py), so a
+    killed worker leaves no half-written file under its final name."""
     import json
+    import shutil
 
     from PIL import Image
 
+    from paperecg.pipeline.archive import publish, staging_folder
     from paperecg.pipeline.overlay import overlay_on_original
     from paperecg.records.io import sanitize_signal, write_record
 
-    folder = os.path.join(opts.out, os.path.dirname(job.name))
     base = os.path.basename(job.name)
-    os.makedirs(folder, exist_ok=True)
-    safe = sanitize_signal(signal, header.num_samples, header.num_leads, [ADC_GAIN] * header.num_leads)
-    comments = [f"{OUTPUT_MARK}: from {', '.join(os.path.basename(i) for i in job.images)}"]
-    record = write_record(folder, base, safe, header.fs_hz, header.lead_names, comments, adc_gain=ADC_GAIN)
-    written = [record + ".hea", record + ".dat"]
-    with open(record + ".csv", "w") as f:
-        f.write(csv_text(safe, header.fs_hz, header.lead_names))
-    report = record_report(job.name, job.images, source, header.fs_hz, signal, header.lead_names, pages, messages)
-    overlays = []
-    if opts.overlay:
-        usable = [p for p in pages if p.extraction is not None and p.rectified is not None]
-        for i, p in enumerate(usable):
-            path = record + (OVERLAY_SUFFIX if len(usable) == 1 else f".p{i}{OVERLAY_SUFFIX}")
-            try:  # a picture that cannot be drawn must not cost the signals already written
-                canvas = overlay_on_original(p.page.rgb, p.rectified, p.extraction, p.extraction.signal,
-                                             header.fs_hz, header.lead_names)
-                Image.fromarray(canvas).save(path)
-                overlays.append(path)
-            except Exception as e:  # noqa: BLE001
-                report["warnings"].append(f"overlay of page {i} not drawn: {type(e).__name__}: {e}")
-    report["overlays"] = [os.path.basename(p) for p in overlays]
-    with open(record + ".json", "w") as f:
-        json.dump(report, f, indent=1)
-    return written + [record + ".csv", record + ".json", *overlays]
+    stage = staging_folder(opts.out)
+    try:
+        safe = sanitize_signal(signal, header.num_samples, header.num_leads, [ADC_GAIN] * header.num_leads)
+        comments = [f"{OUTPUT_MARK}: from {', '.join(os.path.basename(i) for i in job.images)}"]
+        record = write_record(stage, base, safe, header.fs_hz, header.lead_names, comments, adc_gain=ADC_GAIN)
+        written = [record + ".hea", record + ".dat"]
+        with open(record + ".csv", "w") as f:
+            f.write(csv_text(safe, header.fs_hz, header.lead_names))
+        report = record_report(job.name, job.images, source, header.fs_hz, signal, header.lead_names, pages,
+                               messages)
+        overlays = []
+        if opts.overlay:
+            usable = [p for p in pages if p.extraction is not None and p.rectified is not None]
+            for i, p in enumerate(usable):
+                path = record + (OVERLAY_SUFFIX if len(usable) == 1 else f".p{i}{OVERLAY_SUFFIX}")
+                try:  # a picture that cannot be drawn must not cost the signals already written
+                    canvas = overlay_on_original(p.page.rgb, p.rectified, p.extraction, p.extraction.signal,
+                                                 header.fs_hz, header.lead_names)
+                    Image.fromarray(canvas).save(path)
+                    overlays.append(path)
+                except Exception as e:  # noqa: BLE001
+                    report["warnings"].append(f"overlay of page {i} not drawn: {type(e).__name__}: {e}")
+        report["overlays"] = [os.path.basename(p) for p in overlays]
+        with open(record + ".json", "w") as f:
+            json.dump(report, f, indent=1)
+        staged = written + [record + ".csv", record + ".json", *overlays]
+        return publish(staged, os.path.join(opts.out, os.path.dirname(job.name)))
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def digitize_job(job: Job, opts: Options) -> JobResult:
     """One job start to end; never raises (a bad image is one line in the summary, not a traceback)."""
     t0 = time.time()
+    where = this_worker()
     try:
         header, source, signal, pages, messages = read_job(job, opts)
         outputs = write_outputs(job, opts, header, source, signal, pages, messages)
+        model_id = model_identity(opts.model)
     except Exception as e:  # noqa: BLE001 - any failure on one input is reported and the run goes on
         reason = str(e) if isinstance(e, (ValueError, OSError)) else f"{type(e).__name__}: {e}"
-        return JobResult(job.name, False, reason.replace("\n", " "), seconds=time.time() - t0)
-    found = int(np.isfinite(signal).any(axis=0).sum())
-    return JobResult(job.name, True, "", found, header.num_leads, time.time() - t0, outputs)
+        return JobResult(job.name, False, reason.replace("\n", " "), seconds=time.time() - t0, worker=where)
+    read = np.isfinite(signal).any(axis=0)
+    return JobResult(job.name, True, "", int(read.sum()), header.num_leads, time.time() - t0, outputs,
+                     [lead for lead, r in zip(header.lead_names, read) if r], where, model_id)
 
 
 def _task(args: tuple[Job, Options]) -> JobResult:
     return digitize_job(*args)
 
 
-def run_digitize(jobs: list[Job], opts: Options, num_workers: int, progress: bool = True) -> list[JobResult]:
-    """Every job, in `num_workers` processes (paperecg.pipeline.parallel); bad inputs are printed as they
-    come, one line each."""
-    from tqdm import tqdm
+def job_inputs(job: Job) -> list[str]:
+    """The files a job reads: its images and its header."""
+    header = job.record + ".hea" if job.record is not None else job.header_file
+    return list(job.images) + ([header] if header else [])
 
-    from paperecg.pipeline.parallel import map_in_workers
 
-    results = []
-    bar = tqdm(total=len(jobs), desc="digitize", unit="image", disable=not progress or len(jobs) < 2,
-               file=sys.stderr)
-    for res in map_in_workers(_task, [(j, opts) for j in jobs], num_workers):
-        results.append(res)
-        if not res.ok:
-            bar.write(f"{res.name}: failed: {res.message}", file=sys.stderr)
-        bar.update(1)
-    bar.close()
-    order = {j.name: i for i, j in enumerate(jobs)}
-    return sorted(results, key=lambda r: order.get(r.name, 0))
+def run_digitize(jobs: list[Job], opts: Options, num_workers: int = 1, progress: bool = True, *,
+                 manifest: Manifest | None = None, execute: Executor | None = None, executor_name: str = "",
+                 retry_failed: bool = False, skipped: list[tuple[str, str, str]] = ()):
+    """Every job the manifest (default: one in memory) does not count as finished, through `execute`
+    (default: `num_workers` local processes, paperecg.pipeline.parallel); bad inputs are printed as they
+    come, one line each. Returns (this run's results in job order, the plan: what was done before)."""
+    from paperecg.pipeline.archive import local_executor
+
+    items = [ArchiveItem(j.name, job_inputs(j), (j, opts)) for j in jobs]
+    return run_archive(items, _task, manifest or Manifest(None), execute or local_executor(num_workers),
+                       retry_failed=retry_failed, model_id=model_identity(opts.model),
+                       executor_name=executor_name or f"local: {num_workers} processes", skipped=list(skipped),
+                       out=opts.out, progress=progress)
 
 
 def summary_line(results: list[JobResult], seconds: float) -> str:
+    if not results:
+        return f"nothing left to digitize ({seconds:.1f} s)"
     ok = [r for r in results if r.ok]
     failed = [r for r in results if not r.ok]
     line = (f"digitized {len(ok)} of {len(results)} inputs: {sum(r.leads_found for r in ok)} of "

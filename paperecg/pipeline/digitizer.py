@@ -16,6 +16,7 @@ from paperecg.records.header import HeaderInfo
 from paperecg.records.images import PageImage, load_pages
 from paperecg.records.io import image_paths
 from paperecg.rectify.evaluate import PAGE_PRECISION_KEY, PAGE_RECALL_KEY
+from paperecg.rectify.frame import light_paper
 from paperecg.rectify.rectify import RectifiedPage, rectify_page
 
 DETECTOR_DIR = "detector"
@@ -84,9 +85,10 @@ class Digitizer:
 
     def digitize_page(self, page: PageImage, header: HeaderInfo) -> PageResult:
         rect = rectify_page(page.rgb, self.detector)
+        image = light_paper(rect.image)  # a monitor page is read as ink on paper
         # the working-frame map: extract_signal brings it onto the page and sharpens it with the page's ink
-        trace_map, _ = self.segmenter.predict_work(rect.image)
-        ext = extract_signal(trace_map, rect.image, header.fs_hz, header.num_samples, header.lead_names,
+        trace_map, _ = self.segmenter.predict_work(image)
+        ext = extract_signal(trace_map, image, header.fs_hz, header.num_samples, header.lead_names,
                              rect.lead_name_boxes or None,
                              source_px_per_mm=rect.frame.source_px_per_mm if rect.frame is not None else None)
         return PageResult(page, rect, ext)

@@ -56,12 +56,32 @@ class Labeller:
         return cls(PrevalenceModel.load(model_folder), model)
 
     def classify(self, header: HeaderInfo, images: list[np.ndarray], signal: np.ndarray | None) -> list[str]:
-        """The trained model's labels; the prevalence model's when there is no trained model or nothing
-        to classify (no page image and no digitized sample)."""
-        has_signal = signal is not None and np.isfinite(np.asarray(signal, dtype=np.float64)).any()
-        if self.model is None or (not images and not has_signal):
+        """The trained model's labels; the prevalence model's when there is no trained model or no lead was
+        read (see lead_was_read). A page whose leads could not be read is one the pipeline did not understand
+        (a monitor page read as empty got nine classes from the image branch alone), so its picture is not
+        classified either."""
+        if self.model is None or not lead_was_read(signal, header.fs_hz):
             return self.prevalence.predict()
         return list(self.model.predict(images, signal, header))
+
+
+# A lead counts as read with at least this much digitized signal: about one beat at any rate the classes name
+# (a few stray samples are a flat line to the signal branch, which it reads as an arrhythmia or a block).
+MIN_READ_SECONDS = 1.0
+
+
+def lead_was_read(signal: np.ndarray | None, fs_hz: float, min_seconds: float = MIN_READ_SECONDS) -> bool:
+    """Whether some lead of a (num_samples, num_leads) signal holds at least min_seconds of finite samples."""
+    if signal is None:
+        return False
+    x = np.asarray(signal, dtype=np.float64)
+    if x.size == 0:
+        return False
+    x = x.reshape(x.shape[0], -1)
+    finite_per_lead = np.isfinite(x).sum(axis=0)
+    needed = max(1, int(np.ceil(min_seconds * float(fs_hz)))) if np.isfinite(fs_hz) and fs_hz > 0 else 1
+    # a record shorter than min_seconds counts as read when one lead is whole
+    return bool((finite_per_lead >= min(needed, x.shape[0])).any())
 
 
 # --- running the models -------------------------------------------------------------------------------

@@ -218,16 +218,38 @@ def _scaled_source(warp: MeshWarp, fx: float, fy: float) -> MeshWarp:
 
 # --- measurements --------------------------------------------------------------------------------------
 
+def _channel_range(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(min, max) over the colour channels (channel-wise: numpy's reductions over a last axis of 3 are slow)."""
+    if img.ndim == 2:
+        return img, img
+    r, g, b = img[..., 0], img[..., 1], img[..., 2]
+    return np.minimum(np.minimum(r, g), b), np.maximum(np.maximum(r, g), b)
+
+
+def _dark_ground(hi: np.ndarray) -> bool:
+    return float(np.median(hi[::7, ::7])) < DARK_PAPER_LEVEL
+
+
+def dark_page(image_rgb: np.ndarray) -> bool:
+    """Whether the page is bright lines on a dark ground (a monitor or a screenshot of one): its median pixel,
+    in its brightest channel, is darker than DARK_PAPER_LEVEL."""
+    return _dark_ground(_channel_range(np.asarray(image_rgb))[1])
+
+
+def light_paper(image_rgb: np.ndarray) -> np.ndarray:
+    """The page as dark ink on light paper, which is what the segmenter and the extractor read (ink, grid
+    scale, calibration pulses, the off-paper mask): a dark page is inverted, any other returned as it is.
+    (A monitor page read as given lost every trace to the off-paper mask, its whole screen being 'dark
+    background reaching the border'.)"""
+    img = np.asarray(image_rgb)
+    return 255 - img if dark_page(img) else img
+
+
 def grid_darkness(image_rgb: np.ndarray) -> np.ndarray:
     """float32 darkness in which grid lines of any colour show: a coloured line is darkest in the channel
     it absorbs, so 255 - (min over channels) keeps red, green, blue and black grids alike on light paper."""
-    img = np.asarray(image_rgb)
-    if img.ndim == 2:
-        lo = hi = img
-    else:  # (channel-wise minimum/maximum: numpy's reductions over a last axis of 3 are slow)
-        r, g, b = img[..., 0], img[..., 1], img[..., 2]
-        lo, hi = np.minimum(np.minimum(r, g), b), np.maximum(np.maximum(r, g), b)
-    if float(np.median(hi[::7, ::7])) < DARK_PAPER_LEVEL:
+    lo, hi = _channel_range(np.asarray(image_rgb))
+    if _dark_ground(hi):
         return hi.astype(np.float32)  # a monitor-like page: bright lines on dark ground
     return 255.0 - lo.astype(np.float32)
 

@@ -36,7 +36,10 @@ class AugParams:
     contrast: float = 1.0
     brightness: float = 0.0  # added to 0..255 levels
     gamma: float = 1.0
+    black_level: float = 0.0  # grey level black ink comes out at (a phone photo's ink is dark grey, 0..255)
     blur_sigma_px: float = 0.0
+    motion_px: float = 0.0  # camera shake: blur along one direction, length in px
+    motion_deg: float = 0.0  # its direction (0: along the rows)
     noise_sigma: float = 0.0  # sensor noise, 0..255 levels
     jpeg_quality: int = 0  # 0 = no JPEG round trip
     seed: int = 0  # for the texture fields
@@ -273,8 +276,25 @@ def tone_lut(params: AugParams) -> np.ndarray:
         gains = gains * 1.02  # scanners wash the paper out a little
     v = np.arange(256, dtype=np.float64)[:, None] * gains[None, :]
     v = (v - 128.0) * params.contrast + 128.0 + params.brightness
+    v = params.black_level + v * (1.0 - params.black_level / 255.0)
     v = 255.0 * (np.clip(v, 0.0, 255.0) / 255.0) ** params.gamma
     return np.clip(np.round(v), 0, 255).astype(np.uint8).reshape(256, 1, 3)
+
+
+def motion_kernel(length_px: float, angle_deg: float) -> np.ndarray:
+    """Normalised kernel of a straight motion of `length_px` at `angle_deg`, centred (points along the
+    segment splatted bilinearly, so the blurred image does not move against its labels)."""
+    half = 0.5 * length_px
+    r = int(math.ceil(half)) + 1
+    k = np.zeros((2 * r + 1, 2 * r + 1), np.float64)
+    t = np.linspace(-half, half, max(2, int(8 * length_px)))
+    x = r + t * math.cos(math.radians(angle_deg))
+    y = r + t * math.sin(math.radians(angle_deg))
+    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
+    fx, fy = x - x0, y - y0
+    for dy, dx, wgt in ((0, 0, (1 - fx) * (1 - fy)), (0, 1, fx * (1 - fy)), (1, 0, (1 - fx) * fy), (1, 1, fx * fy)):
+        np.add.at(k, (y0 + dy, x0 + dx), wgt)
+    return (k / k.sum()).astype(np.float32)
 
 
 def photometric(image: np.ndarray, params: AugParams) -> np.ndarray:
@@ -290,6 +310,8 @@ def photometric(image: np.ndarray, params: AugParams) -> np.ndarray:
     out = cv2.LUT(out, tone_lut(params))
     if params.blur_sigma_px > 0.05:
         out = cv2.GaussianBlur(out, (0, 0), params.blur_sigma_px)
+    if params.motion_px >= 1.0:
+        out = cv2.filter2D(out, -1, motion_kernel(params.motion_px, params.motion_deg))
     if params.noise_sigma > 0.1:
         cv2.setRNGSeed(params.seed % (2**31 - 1))
         noise = np.empty((h, w), np.int16)

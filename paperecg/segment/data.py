@@ -45,9 +45,13 @@ class RenderSettings:
     dpi_choices: tuple[float, ...] = (50.0, 75.0, 100.0, 150.0, 200.0, 200.0)
     augment_prob: float = 0.7
     # share of augmented pages photographed instead (render/photo.py: perspective, curl, folds, shading,
-    # table, blur, noise, JPEG; the mask moves with the paper). Rectification flattens a photo before the
-    # segmenter sees it, but what remains is its light, blur and texture.
-    photo_prob: float = 0.35
+    # table, blur, noise, JPEG, faint steep strokes; the mask moves with the paper). Rectification flattens a
+    # photo before the segmenter sees it, but what remains is its light, blur, creases and faded QRS strokes:
+    # real phone photos score far below flat pages, so they are a large share.
+    photo_prob: float = 0.45
+    # a phone photographs a printed page: its paper resolution is that of a 150-250 dpi print (a 12-MP photo
+    # of a letter page is about 300 dpi), never a 50-dpi scan's
+    photo_dpi_choices: tuple[float, ...] = (150.0, 200.0, 200.0, 250.0)
     augment_strength: float = 1.0
     rotate_max_deg: float = 5.0
     eik_fraction: float = 0.3  # share of pages taken from ECG-Image-Kit images when a folder has them
@@ -71,10 +75,11 @@ class RecordPages:
         rng = np.random.default_rng([self.seed, page_id])
         s = self.settings
         record = self.records[int(rng.integers(len(self.records)))]
-        dpi = float(rng.choice(s.dpi_choices))
         augment = bool(rng.random() < s.augment_prob)
+        photo = augment and bool(rng.random() < s.photo_prob)
+        dpi = float(rng.choice(s.photo_dpi_choices if photo else s.dpi_choices))
         page = render_training_page(record, rng, augment=augment, dpi=dpi, strength=s.augment_strength,
-                                    rotate_max_deg=s.rotate_max_deg, photo_prob=s.photo_prob)
+                                    rotate_max_deg=s.rotate_max_deg, photo_prob=1.0 if photo else 0.0)
         return sample_from_rendered(page, self.config)
 
 

@@ -63,9 +63,11 @@ def segment_page(image: np.ndarray, segmenter, detector=None) -> tuple[np.ndarra
     """Rectify (upright, untilted) then segment: (working-frame trace map, rectified image, lead-name boxes);
     extract_signal brings the map onto the page and sharpens it with the page's ink."""
     from ..rectify import rectify_page
+    from ..rectify.frame import light_paper
 
     rect = rectify_page(image, detector)
-    return segmenter.predict_work(rect.image)[0], rect.image, list(rect.lead_name_boxes or [])
+    page = light_paper(rect.image)  # a monitor page is read as ink on paper
+    return segmenter.predict_work(page)[0], page, list(rect.lead_name_boxes or [])
 
 
 def extract_record(record: str, maps: str, suffix: str = "_mask.png", use_boxes: bool = True,

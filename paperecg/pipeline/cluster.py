@@ -1,0 +1,117 @@
+"""An archive's work on a Dask cluster (`pip install paperecg[cluster]`): an existing scheduler
+(`--scheduler tcp://HOST:PORT` or PAPERECG_SCHEDULER) or a LocalCluster started here (`--cluster local:N`).
+
+Dask's scheduler hands each input to a free worker and, when a worker process dies (crash, out of memory,
+a machine that goes away), hands the inputs it held to another worker; an input that has killed
+`distributed.scheduler.allowed-failures` + 1 workers (default 4) comes back as a failure with that reason, so a
+poison file cannot stop the run. Each worker process loads the model once: `WarmWorker` (a WorkerPlugin) loads
+it when the worker starts or joins, and the task finds it in the process's cache (cli/digitize.py's
+`load_digitizer`). Only this module imports distributed; the CLI imports it only when a cluster is asked for.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from distributed import Client, LocalCluster, WorkerPlugin, as_completed
+from distributed.scheduler import KilledWorker
+
+from .archive import Executor, JobResult
+from .parallel import setup_worker, worker_env
+
+
+
+class WarmWorker(WorkerPlugin):
+    """Sets up each worker process when it starts or joins (threads; on a LocalCluster one GPU per worker in
+    turn) and runs `warm` (e.g. the model's load) there once, so no task pays for it."""
+
+    name = "paperecg-worker"
+
+    def __init__(self, warm: Callable[[], Any] | None, local_workers: int = 0, gpus: int = 0):
+        self.warm = warm
+        self.local_workers = local_workers
+        self.gpus = gpus
+
+    def setup(self, worker) -> None:
+        if self.local_workers and isinstance(worker.name, int):  # LocalCluster names its workers 0..N-1
+            setup_worker(worker.name, self.local_workers, self.gpus)
+        else:
+            from ..hardware import set_threads
+
+            set_threads()
+        if self.warm is not None:
+            try:
+                self.warm()
+            except Exception as e:  # noqa: BLE001 - the tasks report it per input, with the same reason
+                logging.getLogger("distributed.worker").error("paperecg: warming the worker failed: %s", e)
+
+
+def start_client(scheduler: str | None, local_workers: int = 0, gpus: int = 0,
+                 dashboard_address: str | None = ":8787") -> tuple[Client, LocalCluster | None, str]:
+    """(client, the LocalCluster started here or None, a description). `scheduler`: an address; else a
+    LocalCluster of `local_workers` processes on loopback, one thread each, the CPU's cores shared out."""
+    if scheduler:
+        return Client(scheduler, timeout="60s"), None, f"dask {scheduler}"
+    env = {k: v for k, v in worker_env(0, local_workers, gpus).items()
+           if k == "PAPERECG_THREADS" and not os.environ.get(k)}
+    cluster = LocalCluster(n_workers=local_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=dashboard_address, silence_logs=logging.ERROR, env=env)
+    return Client(cluster), cluster, f"dask LocalCluster of {local_workers} workers"
+
+
+def dashboard_line(client: Client) -> str:
+    try:
+        import bokeh  # noqa: F401 - the dashboard's one extra requirement
+    except ImportError:
+        return "Dask dashboard: not served (needs bokeh: pip install paperecg[cluster])"
+    return f"Dask dashboard: {client.dashboard_link}"
+
+
+def check_workers(client: Client, probe: Callable[[], str], expected: str) -> list[str]:
+    """probe() (e.g. the model identity) on every current worker; one line per worker that answers
+    otherwise than `expected` or fails (a model folder missing there, another package version)."""
+    answers = client.run(probe, on_error="return")
+    problems = []
+    for address, answer in sorted(answers.items()):
+        if isinstance(answer, BaseException):
+            problems.append(f"{address}: {type(answer).__name__}: {answer}")
+        elif answer != expected:
+            problems.append(f"{address}: {answer} (this machine: {expected})")
+    return problems
+
+
+def failure_reason(error: BaseException) -> str:
+    if isinstance(error, KilledWorker):
+        import dask
+
+        tries = int(dask.config.get("distributed.scheduler.allowed-failures")) + 1
+        return (f"the worker reading it died {tries} times (a crash or out of memory on this input?): "
+                "see the workers' logs")
+    return f"{type(error).__name__}: {error}".replace("\n", " ")
+
+
+def dask_executor(client: Client) -> Executor:
+    """Submit every input to the cluster and yield the results as they finish (Dask retries an input whose
+    worker died on another worker)."""
+    def execute(fn, payloads, names):
+        if not payloads:
+            return
+        token = uuid.uuid4().hex[:8]
+        futures = client.map(fn, payloads, key=[f"paperecg-{token}-{i}" for i in range(len(payloads))])
+        name_of = {f.key: n for f, n in zip(futures, names)}
+        done = as_completed(futures)
+        del futures  # as_completed holds each future until it is yielded; then it can be released
+        for future in done:
+            name = name_of.pop(future.key)
+            if future.status == "finished":
+                yield future.result()
+            elif future.status == "error":
+                yield JobResult(name, False, failure_reason(future.exception()))
+            else:  # cancelled: the scheduler went away; what is done is in the manifest
+                raise RuntimeError(f"Dask cancelled {name} ({future.status}): is the scheduler still running?")
+            future.release()
+
+    return execute

@@ -1,0 +1,70 @@
+"""The fidelity statistics (amplitude ratio, time drift, best lag) on leads with a known scale, stretch and shift.
+
+A lead drawn with its time axis stretched by a factor (1 + s) shows what the reference has at t(1 + s) at time
+t: its features come early by s*t, so its lag (positive = late) falls by s per second: drift = -1000*s ms/s.
+"""
+import numpy as np
+import pytest
+
+from paperecg.score.fidelity import lead_fidelity, summarize
+
+
+def beats(t: np.ndarray, rr_s: float = 0.83) -> np.ndarray:
+    """P-QRS-T beats (mV) at the given times (s), on a flat baseline."""
+    x = np.zeros_like(t)
+    for r in np.arange(0.3, 12.0, rr_s):
+        for dt, width, amp in ((-0.16, 0.025, 0.15), (0.0, 0.012, 1.2), (0.03, 0.01, -0.3), (0.28, 0.05, 0.3)):
+            x += amp * np.exp(-((t - r - dt) / width) ** 2)
+    return x
+
+
+def windowed(x: np.ndarray, fs_hz: float, t0_s: float, t1_s: float) -> np.ndarray:
+    """The lead masked to its printed window [t0, t1) (NaN elsewhere), as the references are."""
+    out = np.full_like(x, np.nan)
+    out[int(round(t0_s * fs_hz)):int(round(t1_s * fs_hz))] = x[int(round(t0_s * fs_hz)):int(round(t1_s * fs_hz))]
+    return out
+
+
+@pytest.mark.parametrize("fs_hz", [100.0, 500.0])
+@pytest.mark.parametrize("scale", [0.6, 1.0, 1.3])
+def test_amplitude_ratio_is_the_drawn_scale(fs_hz, scale):
+    t = np.arange(int(10 * fs_hz)) / fs_hz
+    ref = windowed(beats(t), fs_hz, 2.5, 5.0)
+    est = windowed(scale * beats(t) + 0.2, fs_hz, 2.5, 5.0)  # an offset the alignment removes
+    f = lead_fidelity(ref, est, fs_hz)
+    assert f.amplitude_ratio == pytest.approx(scale, rel=0.02)
+    assert abs(f.drift_ms_per_s) <= 1.0
+
+
+@pytest.mark.parametrize("fs_hz", [100.0, 500.0])
+@pytest.mark.parametrize("stretch", [-0.02, 0.01, 0.03])
+def test_drift_is_the_time_stretch(fs_hz, stretch):
+    t = np.arange(int(10 * fs_hz)) / fs_hz
+    t_mid = 3.75  # the window's centre stays in place; the lead is stretched about it
+    ref = windowed(beats(t), fs_hz, 2.5, 5.0)
+    est = windowed(beats(t_mid + (t - t_mid) * (1.0 + stretch)), fs_hz, 2.5, 5.0)
+    f = lead_fidelity(ref, est, fs_hz)
+    assert f.drift_ms_per_s == pytest.approx(-1000.0 * stretch, rel=0.1, abs=1.5)
+    # widened or narrowed QRS peaks hold more or fewer samples above the 99th percentile
+    assert f.amplitude_ratio == pytest.approx(1.0, abs=0.15)
+
+
+@pytest.mark.parametrize("fs_hz", [100.0, 500.0])
+def test_a_shift_is_a_lag_not_a_drift(fs_hz):
+    t = np.arange(int(10 * fs_hz)) / fs_hz
+    ref = windowed(beats(t), fs_hz, 0.0, 10.0)
+    est = windowed(beats(t - 0.04), fs_hz, 0.0, 10.0)  # drawn 40 ms late
+    f = lead_fidelity(ref, est, fs_hz)
+    assert f.lag_ms == pytest.approx(40.0, abs=1000.0 / fs_hz)
+    assert abs(f.drift_ms_per_s) <= 1.0
+
+
+def test_empty_leads_are_counted_not_measured():
+    fs_hz = 500.0
+    t = np.arange(5000) / fs_hz
+    ref = windowed(beats(t), fs_hz, 0.0, 2.5)
+    rows = [lead_fidelity(ref, ref * 0.5, fs_hz), lead_fidelity(ref, np.full_like(ref, np.nan), fs_hz)]
+    s = summarize(rows)
+    assert s["leads"] == 2 and s["leads_measured"] == 1
+    assert s["ratio_median"] == pytest.approx(0.5, rel=0.02)
+    assert s["ratio_below_08"] == 1.0
