@@ -164,7 +164,7 @@ def test_a_record_with_no_lead_read_gets_the_prevalence_labels(tmp_path, fs_hz):
     record = make_record(tmp_path, "rec", images=("page.png",))
     header = load_header_info(record)
     header = replace(header, fs_hz=fs_hz, num_samples=int(10 * fs_hz))
-    classifier = entry.Classifier(PREVALENCE, SprayModel())
+    classifier = entry.Labeller(PREVALENCE, SprayModel())
     page = [np.full((64, 48, 3), 255, np.uint8)]
     empty = np.full((header.num_samples, 12), np.nan)
     few = empty.copy()
