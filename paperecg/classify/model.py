@@ -78,8 +78,9 @@ class Classifier:
     """Inference object: `Classifier.load(dir).predict(images_rgb, signal, header) -> list[str]`."""
 
     def __init__(self, cfg: ClassifierConfig, signal_nets: list[torch.nn.Module],
-                 image_net: torch.nn.Module | None, device: str = "cpu"):
+                 image_net: torch.nn.Module | None, device: str = "cpu", fusion=None):
         self.cfg = cfg
+        self.fusion = fusion  # classify.fusion.FusionModel (fusion.json) or None: CNN-only decisions
         self.device = torch.device(device)
         self.signal_nets = [n.to(self.device).eval() for n in signal_nets]
         self.image_net = image_net.to(self.device).eval() if image_net is not None else None
@@ -101,6 +102,8 @@ class Classifier:
                       os.path.join(folder, "image.safetensors"))
         with open(os.path.join(folder, CONFIG_FILE), "w") as f:
             json.dump(self.cfg.to_json(), f, indent=1)
+        if self.fusion is not None:
+            self.fusion.save(folder)
 
     @classmethod
     def load(cls, folder: str, device: str | None = None) -> "Classifier":
@@ -118,7 +121,9 @@ class Classifier:
         if cfg.has_image_model:
             image_net = build_image_net(cfg.image_arch, len(cfg.classes))
             image_net.load_state_dict(load_file(os.path.join(folder, "image.safetensors")))
-        return cls(cfg, nets, image_net, device)
+        from .fusion import FusionModel
+
+        return cls(cfg, nets, image_net, device, FusionModel.load(folder))
 
     # --- probabilities ----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -144,17 +149,32 @@ class Classifier:
         x = torch.from_numpy(to_tensor_input(crops)).to(self.device)
         return torch.sigmoid(self.image_net(x)).cpu().numpy().mean(axis=0)
 
+    def fusion_probs(self, p_signal: np.ndarray | None, signal: np.ndarray | None, fs_hz: float,
+                     lead_names: list[str]) -> np.ndarray | None:
+        """Class probabilities of the measurement + CNN fusion; None without fusion model or CNN scores."""
+        if self.fusion is None or p_signal is None or signal is None:
+            return None
+        from .measure import measure
+
+        return self.fusion.probs(p_signal[None], measure(signal, fs_hz, lead_names)[None])[0]
+
     def branch_probs(self, images_rgb: list[np.ndarray], signal: np.ndarray | None, header) -> dict:
+        p_signal = self.signal_probs(signal, header.fs_hz, header.lead_names, header.age, header.sex)
         return {
-            "signal": self.signal_probs(signal, header.fs_hz, header.lead_names, header.age, header.sex),
+            "signal": p_signal,
             "image": self.image_probs(images_rgb or []),
+            "fusion": self.fusion_probs(p_signal, signal, header.fs_hz, header.lead_names),
         }
 
     # --- decisions --------------------------------------------------------------------------------------
-    def decide_probs(self, p_signal: np.ndarray | None, p_image: np.ndarray | None) -> list[str]:
-        """Labels from whichever branches answered: fused when both, else the one present."""
+    def decide_probs(self, p_signal: np.ndarray | None, p_image: np.ndarray | None,
+                     p_fusion: np.ndarray | None = None) -> list[str]:
+        """Labels from whichever branches answered: the measurement fusion when it answered, else the
+        CNN/image blend when both, else the one present."""
         cfg = self.cfg
-        if p_signal is not None and p_image is not None:
+        if p_fusion is not None:
+            probs, thr = p_fusion, self.fusion.thresholds_array()
+        elif p_signal is not None and p_image is not None:
             w = cfg.fusion_weight_signal
             probs, thr = w * p_signal + (1.0 - w) * p_image, cfg.thresholds_fused
         elif p_signal is not None:
@@ -171,5 +191,6 @@ class Classifier:
         (num_samples, num_leads) mV in header order with NaN where not drawn, and its HeaderInfo."""
         p_signal = self.signal_probs(signal, header.fs_hz, header.lead_names, header.age, header.sex)
         # the image branch is read only when it counts: fused in, or standing in for a missing signal
-        needed = p_signal is None or self.cfg.fusion_weight_signal < 1.0
-        return self.decide_probs(p_signal, self.image_probs(images_rgb or []) if needed else None)
+        p_fusion = self.fusion_probs(p_signal, signal, header.fs_hz, header.lead_names)
+        needed = p_signal is None or (p_fusion is None and self.cfg.fusion_weight_signal < 1.0)
+        return self.decide_probs(p_signal, self.image_probs(images_rgb or []) if needed else None, p_fusion)

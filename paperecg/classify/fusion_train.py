@@ -1,0 +1,133 @@
+"""Train the measurement + CNN fusion (classify/fusion.py) for a trained classifier folder.
+
+Rows: for every labelled training record, views of its signal as the classifier meets them, each scored by
+the CNN fold model that did not train on the record (train.py's folds, reproduced from the same labels and
+seed) and measured by classify/measure.py:
+  - "page": the 3x4+1 windows of the true signal with a little noise (train.py's validation view);
+  - "augmented": a digitization-like augmentation of it (signal_data.augment_signal);
+  - "digitized": what the digitizer read from a rendered (flat or photographed) page of the record, when a
+    cache made by paperecg.tools.digitize_training has it.
+Fusion weights are fitted on all rows; thresholds are tuned on out-of-fold fused scores.
+
+    python -m paperecg.classify.fusion_train --data DIR --folds 1-8 --model model/classifier \
+        [--digitized DIR] [--rows-cache FILE.npz] [--dry-run]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+from ..records.labels import CLASSES, labels_to_multi_hot
+from .fusion import train_fusion
+from .measure import NUM_FEATURES, measure_leads
+from .model import Classifier, decide
+from .signal_data import INTERNAL_FS_HZ, augment_signal, to_internal
+from .thresholds import macro_f
+
+VIEWS = ("page", "augmented", "digitized")
+
+
+def view_measures(views: list[np.ndarray]) -> np.ndarray:
+    """Measurements of (12, T) internal views (about 0.02 s each: 21,000 records take minutes)."""
+    if not views:
+        return np.zeros((0, NUM_FEATURES))
+    return np.stack([measure_leads(v.astype(np.float64), INTERNAL_FS_HZ) for v in views])
+
+
+def build_rows(record_paths: list[str], clf: Classifier, digitized_dir: str | None, seed: int = 0,
+               signal_folds: int = 4, verbose: bool = True) -> dict:
+    """CNN out-of-fold probabilities, measurements, labels, record folds and view kinds for every view."""
+    from .train import (HIDDEN_DEMOGRAPHICS, load_training_records, make_folds, predict_signal,
+                        validation_signal_view)
+
+    records = load_training_records(record_paths, verbose)
+    y_rec = labels_to_multi_hot([r.info.labels for r in records], CLASSES)
+    k = len(clf.signal_nets)
+    if k != signal_folds:
+        raise ValueError(f"the classifier has {k} signal models, expected {signal_folds} folds")
+    folds_rec = make_folds(y_rec, k, seed)
+    views, rec_of, kind = [], [], []
+    for i, r in enumerate(records):
+        if r.x is None:
+            continue
+        views.append(validation_signal_view(r.x, seed + i)), rec_of.append(i), kind.append(0)
+        rng = np.random.default_rng([seed, 99, i])
+        views.append(augment_signal(r.x, rng).astype(np.float32)), rec_of.append(i), kind.append(1)
+        cached = os.path.join(digitized_dir, os.path.basename(r.path) + ".npz") if digitized_dir else None
+        if cached and os.path.isfile(cached):
+            d = np.load(cached)
+            x = to_internal(d["signal"], float(d["fs_hz"]), [str(n) for n in d["lead_names"]])
+            views.append(x), rec_of.append(i), kind.append(2)
+    rec_of, kind = np.array(rec_of), np.array(kind)
+    t0 = time.time()
+    p_cnn = np.zeros((len(views), len(CLASSES)))
+    for f, net in enumerate(clf.signal_nets):
+        rows = np.flatnonzero(folds_rec[rec_of] == f)
+        if rows.size:
+            p_cnn[rows] = predict_signal(net, [views[j] for j in rows], [HIDDEN_DEMOGRAPHICS] * rows.size,
+                                         clf.device)
+    t1 = time.time()
+    meas = view_measures(views)
+    if verbose:
+        print(f"[fusion] {len(views)} views of {len(records)} records ({np.bincount(kind, minlength=3)} "
+              f"page/augmented/digitized): CNN {t1 - t0:.0f}s, measurements {time.time() - t1:.0f}s", flush=True)
+    return dict(p_cnn=p_cnn, meas=meas, y=y_rec[rec_of], folds=folds_rec[rec_of], kind=kind, record=rec_of)
+
+
+def score(probs: np.ndarray, y: np.ndarray, thresholds, trained, at_least_one: bool = True
+          ) -> tuple[float, dict]:
+    pred = np.stack([decide(p, thresholds, trained, at_least_one) for p in probs])
+    f, per = macro_f(pred, y)
+    return round(float(f), 4), {c: round(float(v), 3) for c, v in zip(CLASSES, per) if np.isfinite(v)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    from ..records.ptbxl import select_records
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", required=True, nargs="+")
+    ap.add_argument("--folds", default=None)
+    ap.add_argument("--model", required=True, help="trained classifier folder (fusion.json is written there)")
+    ap.add_argument("--digitized", default=None)
+    ap.add_argument("--rows-cache", default=None, help="npz to reuse / store the rows")
+    ap.add_argument("--l2", type=float, default=10.0)
+    ap.add_argument("--tune-on", default="all", choices=["all", "page", "digitized", "page+digitized"])
+    ap.add_argument("--dry-run", action="store_true", help="report, do not write fusion.json")
+    a = ap.parse_args(argv)
+    clf = Classifier.load(a.model, device="cpu")
+    if a.rows_cache and os.path.isfile(a.rows_cache):
+        rows = dict(np.load(a.rows_cache))
+    else:
+        paths: list[str] = []
+        for d in a.data:
+            paths += select_records(d, a.folds)
+        rows = build_rows(paths, clf, a.digitized)
+        if a.rows_cache:
+            np.savez_compressed(a.rows_cache, **rows)
+    trained = np.asarray(clf.cfg.trained_classes, bool)
+    tune = {"all": np.ones(len(rows["kind"]), bool), "page": rows["kind"] == 0, "digitized": rows["kind"] == 2,
+            "page+digitized": rows["kind"] != 1}[a.tune_on]
+    model, oof = train_fusion(rows["p_cnn"], rows["meas"], rows["y"], rows["folds"], trained, list(CLASSES),
+                              tune_rows=tune, l2=a.l2)
+    report = {}
+    thr_cnn = clf.cfg.thresholds_signal
+    for v, name in enumerate(VIEWS):
+        sel = rows["kind"] == v
+        if not sel.any():
+            continue
+        f_cnn, per_cnn = score(rows["p_cnn"][sel], rows["y"][sel], thr_cnn, trained)
+        f_fus, per_fus = score(oof[sel], rows["y"][sel], model.thresholds_array(), trained)
+        report[name] = {"rows": int(sel.sum()), "oof_macro_f_cnn": f_cnn, "oof_macro_f_fusion": f_fus,
+                        "per_class_cnn": per_cnn, "per_class_fusion": per_fus}
+    model.notes = {"rows": int(len(rows["kind"])), "l2": a.l2, "tune_on": a.tune_on, "oof": report}
+    if not a.dry_run:
+        model.save(a.model)
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
