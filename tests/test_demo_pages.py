@@ -8,7 +8,7 @@ from paperecg.pipeline.digitizer import Digitizer
 from paperecg.records.header import HeaderInfo
 from paperecg.records.images import PageImage
 from paperecg.records.synthetic import LEAD_NAMES, synthetic_ecg
-from paperecg.rectify.frame import dark_page, light_paper
+from paperecg.rectify.grid import dark_page, light_paper
 from paperecg.render.page import RenderStyle, render_page
 from paperecg.score.evaluate import snr_db
 

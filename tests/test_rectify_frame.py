@@ -326,7 +326,7 @@ def test_monitor_page_with_bright_traces_comes_back_to_paper_mm():
 
 
 def test_without_traces_keeps_grid_lines_and_drops_traces():
-    from paperecg.rectify.frame import without_traces
+    from paperecg.rectify.grid import without_traces
 
     dark = np.zeros((120, 120), np.float32)
     dark[:, ::5] = 10.0  # 1-mm lines

@@ -16,7 +16,7 @@ from paperecg.records.header import HeaderInfo
 from paperecg.records.images import PageImage, load_pages
 from paperecg.records.io import image_paths
 from paperecg.rectify.evaluate import PAGE_PRECISION_KEY, PAGE_RECALL_KEY
-from paperecg.rectify.frame import light_paper
+from paperecg.rectify.grid import light_paper
 from paperecg.rectify.rectify import RectifiedPage, rectify_page
 
 DETECTOR_DIR = "detector"

@@ -63,7 +63,7 @@ def segment_page(image: np.ndarray, segmenter, detector=None) -> tuple[np.ndarra
     """Rectify (upright, untilted) then segment: (working-frame trace map, rectified image, lead-name boxes);
     extract_signal brings the map onto the page and sharpens it with the page's ink."""
     from ..rectify import rectify_page
-    from ..rectify.frame import light_paper
+    from ..rectify.grid import light_paper
 
     rect = rectify_page(image, detector)
     page = light_paper(rect.image)  # a monitor page is read as ink on paper
