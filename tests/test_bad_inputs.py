@@ -262,3 +262,21 @@ def test_the_corpus_check_tells_valid_outputs_from_missing_ones(tmp_path):
     os.remove(out / "good.dat")
     assert not check_record(str(tmp_path / "data" / "good"), str(out / "good"))[0]
     assert not check_record(str(tmp_path / "data" / "missing"), str(out / "missing"))[0]
+
+
+def test_the_digitizer_returns_its_page_results(tmp_path):
+    """Page results come back with the signal (no side attribute left on the digitizer): one PageResult per
+    readable page, with its rectified page and extraction; entry.run_record hands them on with run's output."""
+    record, _truth = good_page_record(tmp_path, ["good.png", "missing.png"])
+    digitizer = Digitizer(segmenter=DarkInk())
+    header = load_header_info(record)
+    result = digitizer.digitize_record(record, header, log=lambda m: None)
+    assert isinstance(result, DigitizedRecord) and not hasattr(digitizer, "last_pages")
+    assert [os.path.basename(p.page.path) for p in result.pages] == ["good.png"]
+    page = result.pages[0]
+    assert page.error is None and page.rectified is not None and page.extraction is not None
+    assert np.isfinite(result.signal).any() and result.signal.shape == (header.num_samples, header.num_leads)
+    out = entry.run_record(record, digitizer, entry.Labeller(PREVALENCE))
+    signal, labels = entry.run(record, digitizer, entry.Labeller(PREVALENCE))
+    assert [os.path.basename(p.page.path) for p in out.pages] == ["good.png"]
+    assert np.array_equal(out.signal, signal, equal_nan=True) and out.labels == labels
