@@ -92,3 +92,10 @@ def test_pulses_are_found_beside_major_grid_lines_as_dark_as_the_trace():
     assert all(r.pulse is not None for r in ext.rows)
     assert ext.geometry.mm_per_mv == 5.0
     assert mean_snr(signal, ext.signal, page) > 12.0
+
+
+def test_a_light_sheet_on_a_dark_table_is_not_inverted():
+    photo = np.full((300, 400, 3), 30, np.uint8)  # a dark table filling most of the frame
+    photo[90:210, 120:280] = 240  # the sheet, small, in the middle
+    assert not dark_page(photo)
+    assert light_paper(photo) is photo
