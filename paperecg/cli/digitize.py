@@ -172,6 +172,14 @@ def find_jobs(paths: list[str], use_headers: bool = True, header_file: str | Non
     return jobs
 
 
+def absolute_job(job: Job) -> Job:
+    """The same job with absolute paths, for workers that run in another folder or on another machine."""
+    def absolute(path: str | None) -> str | None:
+        return None if path is None else os.path.abspath(path)
+
+    return Job(job.name, [os.path.abspath(i) for i in job.images], absolute(job.header_file), absolute(job.record))
+
+
 OUTPUT_MARK = "paperecg digitize"  # in the comment line of every header this command writes
 
 
@@ -224,6 +232,7 @@ def job_header(job: Job, opts: Options) -> tuple[str, HeaderInfo, str]:
 
 _MODELS: dict[str, tuple[object, list[str]]] = {}
 _MODELS_LOCK = threading.Lock()  # a Dask worker with several threads loads the model once all the same
+_DIGITIZE_LOCK = threading.Lock()
 
 
 def load_digitizer(model: str):
@@ -256,15 +265,16 @@ def read_job(job: Job, opts: Options):
     record, header, source = job_header(job, opts)
     messages: list[str] = []
     prefix = f"{record}: "
-    try:
-        signal = digitizer.digitize(record, header, log=lambda m: messages.append(m[len(prefix):]
-                                                                                  if m.startswith(prefix) else m))
-    except Exception as e:  # noqa: BLE001 - before any page was read it is the image file that is bad
-        if digitizer.last_pages:
-            raise
-        names = ", ".join(os.path.basename(i) for i in job.images)
-        raise ValueError(f"not a readable image ({names}): {type(e).__name__}: {e}") from e
-    pages = list(digitizer.last_pages)
+    with _DIGITIZE_LOCK:  # the digitizer keeps its latest pages: one record at a time per process
+        try:
+            signal = digitizer.digitize(record, header, log=lambda m: messages.append(m[len(prefix):]
+                                                                                      if m.startswith(prefix) else m))
+        except Exception as e:  # noqa: BLE001 - before any page was read it is the image file that is bad
+            if digitizer.last_pages:
+                raise
+            names = ", ".join(os.path.basename(i) for i in job.images)
+            raise ValueError(f"not a readable image ({names}): {type(e).__name__}: {e}") from e
+        pages = list(digitizer.last_pages)
     if not pages:
         raise ValueError("; ".join(messages) or "no page could be read")
     if all(p.error is not None for p in pages):
