@@ -186,6 +186,13 @@ def cmd_digitize(a: argparse.Namespace) -> int:
                                                     else f"dask {scheduler}" if scheduler else ""),
                                      retry_failed=a.retry_failed, skipped=other_files(a.paths, a.out))
         rows = manifest.rows()
+    except Exception as e:  # a local worker process died (joblib cannot go on without it)
+        if type(e).__name__ not in ("TerminatedWorkerError", "BrokenProcessPool"):
+            raise
+        print(f"paperecg digitize: a worker process died ({type(e).__name__}); what was done is in the manifest: "
+              "run the same command again to go on (or use --cluster local:N, which replaces dead workers)",
+              file=sys.stderr)
+        return 1
     finally:
         manifest.close()
         if dask.get("client") is not None:
