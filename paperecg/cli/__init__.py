@@ -239,7 +239,8 @@ def _dask_executor(local_workers: int, scheduler: str | None, model: str):
     print(dask_cluster.dashboard_line(client), file=sys.stderr)
     warm = functools.partial(warm_worker, model)
     client.register_plugin(dask_cluster.WarmWorker(warm, local_workers, gpus))
-    problems = dask_cluster.check_workers(client, functools.partial(model_identity, model), model_identity(model))
+    problems = [] if cluster is not None else (  # a LocalCluster's workers read this very folder
+        dask_cluster.check_workers(client, functools.partial(model_identity, model), model_identity(model)))
     if problems:
         client.close()
         if cluster is not None:
