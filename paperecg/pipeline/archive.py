@@ -110,6 +110,8 @@ def model_identity(folder: str) -> str:
     once per process: two workers with the same identity give the same outputs."""
     key = os.path.abspath(folder)
     if key not in _MODEL_IDS:
+        if not os.path.isdir(key):
+            raise FileNotFoundError(f"no model folder {key} on {this_worker()}")
         h = hashlib.sha256()
         for root, dirs, names in os.walk(key):
             dirs.sort()
