@@ -99,8 +99,11 @@ def test_a_second_run_skips_what_is_done_and_retries_failures_only_when_asked(tm
     assert_complete_once(out, ["p0", "p1", "p3"])
 
     calls.clear()
-    _, plan = run_archive(items, counting(calls), manifest, local_executor(1), out=str(out), progress=False)
+    said = []
+    _, plan = run_archive(items, counting(calls), manifest, local_executor(1), out=str(out), progress=False,
+                          model_id="sha256:another", log=said.append)
     assert calls == [] and plan.done_before == 3 and plan.failed_kept == 1
+    assert plan.other_model == 3 and "read by another model" in said[0]  # kept, and said so
 
     (out / "p1.json").unlink()  # an output gone: read again
     with open(items[3].inputs[0], "ab") as f:  # an input changed: read again
