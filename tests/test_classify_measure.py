@@ -152,8 +152,8 @@ def _fusion_data(n: int = 240, seed: int = 0):
     rng = np.random.default_rng(seed)
     meas = rng.normal(0.0, 1.0, (n, NUM_FEATURES))
     hr = rng.uniform(40, 160, n)
+    meas[rng.random((n, NUM_FEATURES)) < 0.05] = np.nan  # gaps in the other measurements
     meas[:, FEATURE_NAMES.index("hr_bpm")] = hr
-    meas[rng.random((n, NUM_FEATURES)) < 0.05] = np.nan
     y = np.zeros((n, 2), bool)
     y[:, 0] = hr > 100
     y[:, 1] = rng.random(n) < 0.3
