@@ -59,7 +59,8 @@ def make_pages(folder: str, n: int) -> list[str]:
         if not os.path.isfile(path):
             signal = synthetic_ecg(500.0, 10.0, "NORM", i)
             page = render_page(signal, 500.0, list(STANDARD_LEADS), RenderStyle(layout="3x4+1"))
-            Image.fromarray(page.image).save(path)
+            Image.fromarray(page.image).save(path + ".tmp.png")
+            os.replace(path + ".tmp.png", path)  # a page cut short by a kill is never taken for a page
         paths.append(path)
     return paths
 

@@ -99,8 +99,11 @@ def test_a_second_run_skips_what_is_done_and_retries_failures_only_when_asked(tm
     assert_complete_once(out, ["p0", "p1", "p3"])
 
     calls.clear()
-    _, plan = run_archive(items, counting(calls), manifest, local_executor(1), out=str(out), progress=False)
+    said = []
+    _, plan = run_archive(items, counting(calls), manifest, local_executor(1), out=str(out), progress=False,
+                          model_id="sha256:another", log=said.append)
     assert calls == [] and plan.done_before == 3 and plan.failed_kept == 1
+    assert plan.other_model == 3 and "read by another model" in said[0]  # kept, and said so
 
     (out / "p1.json").unlink()  # an output gone: read again
     with open(items[3].inputs[0], "ab") as f:  # an input changed: read again
@@ -235,7 +238,7 @@ def local_cluster():
 def test_a_worker_killed_mid_run_loses_nothing(tmp_path, local_cluster):
     """2 workers on loopback, ~20 pages; one worker process is killed while it writes a page. Dask hands
     that page to a worker again; every page ends with exactly one complete output and the manifest says done."""
-    from paperecg.pipeline.cluster import WarmWorker, dask_executor, start_client
+    from paperecg.pipeline.cluster import WarmWorker, check_workers, dask_executor, start_client
 
     out, marks, warm = tmp_path / "out", tmp_path / "marks", tmp_path / "warm"
     marks.mkdir()
@@ -264,6 +267,12 @@ def test_a_worker_killed_mid_run_loses_nothing(tmp_path, local_cluster):
         manifest = Manifest(str(out / MANIFEST_NAME))
         results, _ = run_archive(items, slow_page, manifest, dask_executor(client), out=str(out), progress=False,
                                  on_result=kill_one_busy_worker)
+        # before a --scheduler run: every worker must have the same model folder
+        assert check_workers(client, functools.partial(str, "sha256:1"), "sha256:1") == []
+        other = check_workers(client, functools.partial(str, "sha256:2"), "sha256:1")
+        assert len(other) == 2 and other[0].endswith("sha256:2 (this machine: sha256:1)")
+        missing = check_workers(client, functools.partial(model_identity, str(tmp_path / "none")), "sha256:1")
+        assert len(missing) == 2 and "FileNotFoundError: no model folder" in missing[0]
     finally:
         client.close()
     assert killed, "no worker was killed"

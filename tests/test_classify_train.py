@@ -66,7 +66,10 @@ def test_train_tiny_end_to_end_with_absent_class_and_unlabeled(tmp_path):
         if c not in present:
             assert thr == float("inf")
     assert cfg.num_signal_models == 2
+    # the measurement fusion is trained beside the branches and loaded with them
+    assert os.path.isfile(out / "fusion.json")
     loaded = Classifier.load(str(out), device="cpu")
+    assert loaded.fusion is not None
     info = load_header_info(paths[0])
     from paperecg.records.io import load_signal
     sig, _ = load_signal(paths[0])

@@ -65,3 +65,37 @@ def test_a_monitor_page_is_read_like_paper():
     assert "empty trace map" not in ext.notes
     assert np.isfinite(ext.signal).any(axis=0).all()  # every lead read
     assert mean_snr(signal, ext.signal, page) > 12.0
+
+
+def shuffled_page(mm_per_mv: float, dpi: float = 200.0):
+    """A 3x4+1 page printed in its own order under a header block, on a grid whose major lines are as dark
+    and as thick as the trace (the demo's page 11)."""
+    base = LAYOUTS["3x4+1"]
+    order = (("III", "aVF", "V2", "aVR"), ("V1", "aVL", "V3", "V6"), ("I", "II", "V4", "V5"))
+    layout = type(base)("3x4+1~shuffled", order, base.rhythm, tuple((0.0, 0.25) for _ in range(4)))
+    style = RenderStyle(dpi=dpi, custom_layout=layout, mm_per_mv=mm_per_mv, paper_rgb=(236, 236, 255),
+                        grid_minor_rgb=(120, 80, 190), grid_major_rgb=(20, 90, 20), grid_major_px=2,
+                        trace_rgb=(20, 40, 20), text_rgb=(20, 40, 20), line_width_pt=1.4,
+                        header_text=("ID: 44011", "Age: 64 yrs", "Sex: Female", "Vent rate: 116 bpm"))
+    signal = synthetic_ecg(FS_HZ, 10.0, "NORM", 2, 12)
+    return render_page(signal, FS_HZ, LEAD_NAMES, style, np.random.default_rng(0)), signal
+
+
+def test_pulses_are_found_beside_major_grid_lines_as_dark_as_the_trace():
+    """The page's calibration pulses set the gain (5 mm/mV here): a major grid line through a pulse read as ink
+    inside its rectangle and no pulse was found, so every lead was read at twice its height."""
+    from paperecg.extract import extract_signal
+
+    page, signal = shuffled_page(mm_per_mv=5.0)
+    ext = extract_signal(page.trace_mask.astype(np.float32), page.image, FS_HZ, signal.shape[0], LEAD_NAMES,
+                         page.lead_name_boxes())
+    assert all(r.pulse is not None for r in ext.rows)
+    assert ext.geometry.mm_per_mv == 5.0
+    assert mean_snr(signal, ext.signal, page) > 12.0
+
+
+def test_a_light_sheet_on_a_dark_table_is_not_inverted():
+    photo = np.full((300, 400, 3), 30, np.uint8)  # a dark table filling most of the frame
+    photo[90:210, 120:280] = 240  # the sheet, small, in the middle
+    assert not dark_page(photo)
+    assert light_paper(photo) is photo

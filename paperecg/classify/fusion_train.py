@@ -31,25 +31,36 @@ from .thresholds import macro_f
 VIEWS = ("page", "augmented", "digitized")
 
 
-def view_measures(views: list[np.ndarray]) -> np.ndarray:
-    """Measurements of (12, T) internal views (about 0.02 s each: 21,000 records take minutes)."""
-    if not views:
-        return np.zeros((0, NUM_FEATURES))
+FUSION_L2 = 30.0  # chosen on the out-of-fold rows of PTB-XL folds 1-8 (model/README.md)
+
+
+def _measure_chunk(views: list[np.ndarray]) -> np.ndarray:
     return np.stack([measure_leads(v.astype(np.float64), INTERNAL_FS_HZ) for v in views])
 
 
-def build_rows(record_paths: list[str], clf: Classifier, digitized_dir: str | None, seed: int = 0,
-               signal_folds: int = 4, verbose: bool = True) -> dict:
-    """CNN out-of-fold probabilities, measurements, labels, record folds and view kinds for every view."""
-    from .train import (HIDDEN_DEMOGRAPHICS, load_training_records, make_folds, predict_signal,
-                        validation_signal_view)
+def view_measures(views: list[np.ndarray], workers: int = 1) -> np.ndarray:
+    """Measurements of (12, T) internal views: about 0.015 s of CPU each, so 21,000 records' views are
+    spread over `workers` spawned processes (spawned: a CUDA parent must not be forked)."""
+    if not views:
+        return np.zeros((0, NUM_FEATURES))
+    if workers <= 1 or len(views) < 200:
+        return _measure_chunk(views)
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
 
-    records = load_training_records(record_paths, verbose)
-    y_rec = labels_to_multi_hot([r.info.labels for r in records], CLASSES)
-    k = len(clf.signal_nets)
-    if k != signal_folds:
-        raise ValueError(f"the classifier has {k} signal models, expected {signal_folds} folds")
-    folds_rec = make_folds(y_rec, k, seed)
+    size = max(50, len(views) // (4 * workers))
+    chunks = [views[i:i + size] for i in range(0, len(views), size)]
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        return np.concatenate(list(pool.map(_measure_chunk, chunks)))
+
+
+def rows_from_records(records: list, y_rec: np.ndarray, folds_rec: np.ndarray, nets: list, device,
+                      digitized_dir: str | None = None, seed: int = 0, workers: int = 1,
+                      verbose: bool = True) -> dict:
+    """CNN out-of-fold probabilities (net f scores the records of fold f), measurements, labels, record
+    folds and view kinds (0 page, 1 augmented, 2 digitized) for every view of every record with a signal."""
+    from .train import HIDDEN_DEMOGRAPHICS, predict_signal, validation_signal_view
+
     views, rec_of, kind = [], [], []
     for i, r in enumerate(records):
         if r.x is None:
@@ -61,21 +72,59 @@ def build_rows(record_paths: list[str], clf: Classifier, digitized_dir: str | No
         if cached and os.path.isfile(cached):
             d = np.load(cached)
             x = to_internal(d["signal"], float(d["fs_hz"]), [str(n) for n in d["lead_names"]])
-            views.append(x), rec_of.append(i), kind.append(2)
-    rec_of, kind = np.array(rec_of), np.array(kind)
+            if np.isfinite(x).any():
+                views.append(x), rec_of.append(i), kind.append(2)
+    rec_of, kind = np.array(rec_of, dtype=int), np.array(kind, dtype=int)
     t0 = time.time()
     p_cnn = np.zeros((len(views), len(CLASSES)))
-    for f, net in enumerate(clf.signal_nets):
+    for f, net in enumerate(nets):
         rows = np.flatnonzero(folds_rec[rec_of] == f)
         if rows.size:
-            p_cnn[rows] = predict_signal(net, [views[j] for j in rows], [HIDDEN_DEMOGRAPHICS] * rows.size,
-                                         clf.device)
+            p_cnn[rows] = predict_signal(net, [views[j] for j in rows], [HIDDEN_DEMOGRAPHICS] * rows.size, device)
     t1 = time.time()
-    meas = view_measures(views)
+    meas = view_measures(views, workers)
     if verbose:
         print(f"[fusion] {len(views)} views of {len(records)} records ({np.bincount(kind, minlength=3)} "
               f"page/augmented/digitized): CNN {t1 - t0:.0f}s, measurements {time.time() - t1:.0f}s", flush=True)
     return dict(p_cnn=p_cnn, meas=meas, y=y_rec[rec_of], folds=folds_rec[rec_of], kind=kind, record=rec_of)
+
+
+def build_rows(record_paths: list[str], clf: Classifier, digitized_dir: str | None, seed: int = 0,
+               verbose: bool = True, workers: int = 1) -> dict:
+    """rows_from_records for a trained classifier folder, its folds reproduced as train.py drew them."""
+    from .train import load_training_records, make_folds
+
+    records = load_training_records(record_paths, verbose)
+    y_rec = labels_to_multi_hot([r.info.labels for r in records], CLASSES)
+    folds_rec = make_folds(y_rec, len(clf.signal_nets), seed)
+    return rows_from_records(records, y_rec, folds_rec, clf.signal_nets, clf.device, digitized_dir, seed,
+                             workers, verbose)
+
+
+def fusion_report(rows: dict, oof: np.ndarray, model, thresholds_cnn, trained) -> dict:
+    """Out-of-fold macro F (and per class) of the CNN alone and of the fusion, per view kind."""
+    report = {}
+    for v, name in enumerate(VIEWS):
+        sel = rows["kind"] == v
+        if not sel.any():
+            continue
+        f_cnn, per_cnn = score(rows["p_cnn"][sel], rows["y"][sel], thresholds_cnn, trained)
+        f_fus, per_fus = score(oof[sel], rows["y"][sel], model.thresholds_array(), trained)
+        report[name] = {"rows": int(sel.sum()), "oof_macro_f_cnn": f_cnn, "oof_macro_f_fusion": f_fus,
+                        "per_class_cnn": per_cnn, "per_class_fusion": per_fus}
+    return report
+
+
+def fusion_for_training(records: list, y_rec: np.ndarray, folds_rec: np.ndarray, nets: list, device,
+                        thresholds_cnn, trained: np.ndarray, digitized_dir: str | None = None, seed: int = 0,
+                        workers: int = 1, verbose: bool = True):
+    """The fusion train.py ships: rows from the k-fold CNN ensemble, fitted and tuned out of fold."""
+    rows = rows_from_records(records, y_rec, folds_rec, nets, device, digitized_dir, seed, workers, verbose)
+    model, oof = train_fusion(rows["p_cnn"], rows["meas"], rows["y"], rows["folds"], trained, list(CLASSES),
+                              l2=FUSION_L2)
+    model.notes = {"rows": int(len(rows["kind"])), "l2": FUSION_L2,
+                   "oof": fusion_report(rows, oof, model, thresholds_cnn, trained)}
+    return model
 
 
 def score(probs: np.ndarray, y: np.ndarray, thresholds, trained, at_least_one: bool = True
@@ -94,8 +143,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", required=True, help="trained classifier folder (fusion.json is written there)")
     ap.add_argument("--digitized", default=None)
     ap.add_argument("--rows-cache", default=None, help="npz to reuse / store the rows")
-    ap.add_argument("--l2", type=float, default=10.0)
+    ap.add_argument("--l2", type=float, default=FUSION_L2)
     ap.add_argument("--tune-on", default="all", choices=["all", "page", "digitized", "page+digitized"])
+    ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--dry-run", action="store_true", help="report, do not write fusion.json")
     a = ap.parse_args(argv)
     clf = Classifier.load(a.model, device="cpu")
@@ -105,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
         paths: list[str] = []
         for d in a.data:
             paths += select_records(d, a.folds)
-        rows = build_rows(paths, clf, a.digitized)
+        rows = build_rows(paths, clf, a.digitized, workers=a.workers)
         if a.rows_cache:
             np.savez_compressed(a.rows_cache, **rows)
     trained = np.asarray(clf.cfg.trained_classes, bool)
@@ -113,16 +163,7 @@ def main(argv: list[str] | None = None) -> None:
             "page+digitized": rows["kind"] != 1}[a.tune_on]
     model, oof = train_fusion(rows["p_cnn"], rows["meas"], rows["y"], rows["folds"], trained, list(CLASSES),
                               tune_rows=tune, l2=a.l2)
-    report = {}
-    thr_cnn = clf.cfg.thresholds_signal
-    for v, name in enumerate(VIEWS):
-        sel = rows["kind"] == v
-        if not sel.any():
-            continue
-        f_cnn, per_cnn = score(rows["p_cnn"][sel], rows["y"][sel], thr_cnn, trained)
-        f_fus, per_fus = score(oof[sel], rows["y"][sel], model.thresholds_array(), trained)
-        report[name] = {"rows": int(sel.sum()), "oof_macro_f_cnn": f_cnn, "oof_macro_f_fusion": f_fus,
-                        "per_class_cnn": per_cnn, "per_class_fusion": per_fus}
+    report = fusion_report(rows, oof, model, clf.cfg.thresholds_signal, trained)
     model.notes = {"rows": int(len(rows["kind"])), "l2": a.l2, "tune_on": a.tune_on, "oof": report}
     if not a.dry_run:
         model.save(a.model)

@@ -43,7 +43,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "st_max_inf_mv", "st_min_inf_mv", "st_max_lat_mv", "st_min_lat_mv", "st_max_ant_mv", "st_min_ant_mv",
     "t_min_inf_mv", "t_min_lat_mv", "t_min_ant_mv", "t_inverted_frac",
     "sokolow_mv", "cornell_mv", "r_max_mv", "s_max_mv", "limb_qrs_pp_mv",
-    "leads_present", "rhythm_seconds",
+    "leads_present", "rhythm_seconds", "p_to_qrs_ms",
 )
 NUM_FEATURES = len(FEATURE_NAMES)
 
@@ -262,9 +262,12 @@ def lead_measures(b: np.ndarray, onset: float, offset: float, fs_hz: float) -> d
     if np.isfinite(t_seg).sum() >= max(3, 0.1 * fs_hz):
         t_ok = t_seg[np.isfinite(t_seg)]
         out["t"] = float(t_ok[np.argmax(np.abs(t_ok))])
-    p_seg = v[max(0, int(round(onset - 240 * ms))): max(0, int(round(onset - 30 * ms)))]
+    p_a = max(0, int(round(onset - 300 * ms)))
+    p_seg = v[p_a: max(0, int(round(onset - 30 * ms)))]
     if np.isfinite(p_seg).all() and p_seg.size:
-        out["p"] = float(p_seg[np.argmax(np.abs(p_seg))])
+        i_p = int(np.argmax(np.abs(p_seg)))
+        out["p"] = float(p_seg[i_p])
+        out["p_to_qrs_ms"] = float((onset - (p_a + i_p)) / ms)  # P peak to QRS onset: the PR interval's core
     return out
 
 
@@ -328,6 +331,7 @@ def measure_leads(x: np.ndarray, fs_hz: float) -> np.ndarray:
     f["v1_terminal_mv"] = get("V1", "terminal")
     f["v6_terminal_mv"] = get("V6", "terminal")
     f["p_amp_mv"] = abs(get("II", "p"))
+    f["p_to_qrs_ms"] = get("II", "p_to_qrs_ms")
     # QRS shape variation between beats of the rhythm lead (a PVC's complex differs from the others)
     f["qrs_shape_var"] = _qrs_shape_var(x[rhythm], peaks, fs_hz)
 

@@ -346,9 +346,10 @@ def train_image_net(cfg: ClassifierConfig, records: list[TrainRecord], y: np.nda
 def train_classifier(record_paths: list[str], out_dir: str, minutes: float | None = None,
                      signal_folds: int = 4, use_image: bool = True, image_arch: str = "resnet50",
                      image_size_px: int | None = None, seed: int = 0, resume: bool = False,
-                     verbose: bool = True) -> Classifier:
+                     verbose: bool = True, digitized_dir: str | None = None) -> Classifier:
     """Train both branches on the labelled records among `record_paths`, tune fusion and thresholds on
-    held-out training records, save to out_dir and return the Classifier."""
+    held-out training records, fit the measurement fusion (with the digitizer's cached readings of rendered
+    pages when `digitized_dir` holds them: paperecg.tools.digitize_training), save to out_dir and return it."""
     t_start = time.time()
     profile = select_profile()
     settings = classifier_recipe(profile)
@@ -455,9 +456,17 @@ def train_classifier(record_paths: list[str], out_dir: str, minutes: float | Non
     notes.update(tune_decisions(cfg, oof, p_img_val, y, val, trained, seed))
     if p_img_val is not None and rank == 0:
         np.savez_compressed(os.path.join(work_dir, "val_probs.npz"), oof=oof, image_val=p_img_val, val_index=val, y=y)
+    # measurement + CNN fusion (classify/fusion.py; rank 0, from the fold models' out-of-fold scores)
+    fusion = None
+    if rank == 0 and n_folds > 1:
+        from .fusion_train import fusion_for_training
+
+        fusion = fusion_for_training(records, y, folds_all, signal_nets, device, cfg.thresholds_signal, trained,
+                                     digitized_dir, seed, max(1, settings["workers"]), verbose)
+        notes["fusion_oof"] = {v: r["oof_macro_f_fusion"] for v, r in fusion.notes["oof"].items()}
     notes["wall_minutes"] = round((time.time() - t_start) / 60.0, 2)
     cfg.notes = notes
-    clf = Classifier(cfg, signal_nets, image_net, str(device))
+    clf = Classifier(cfg, signal_nets, image_net, str(device), fusion)
     if rank == 0:
         clf.save(out_dir)
         _log(verbose, "saved to", out_dir, json.dumps(notes))
@@ -563,13 +572,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--image-size", type=int, default=None, help="crop size in px (default 224 CPU, 384 GPU)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true", help="reuse finished folds / image checkpoint in OUT/_work")
+    ap.add_argument("--digitized", default=None, help="cache of digitized training pages (tools.digitize_training)")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
     paths: list[str] = []
     for d in a.data:
         paths += select_records(d, a.folds)
     train_classifier(paths, a.out, a.minutes, a.signal_folds, not a.no_image, a.image_arch, a.image_size,
-                     a.seed, a.resume, not a.quiet)
+                     a.seed, a.resume, not a.quiet, a.digitized)
 
 
 if __name__ == "__main__":

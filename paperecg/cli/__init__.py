@@ -14,6 +14,7 @@ Exit codes: 0 every input was read, 1 some failed (listed), 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -148,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_digitize(a: argparse.Namespace) -> int:
     from paperecg.pipeline.archive import MANIFEST_NAME, Manifest
 
-    from .digitize import Options, check_overwrites, find_jobs, other_files, run_digitize, summary_line
+    from .digitize import (Options, absolute_job, check_overwrites, find_jobs, other_files, run_digitize,
+                           summary_line)
 
     if a.jobs < 1 or a.fs <= 0 or a.seconds <= 0:
         raise _usage("--jobs, --fs and --seconds must be positive")
@@ -163,6 +165,9 @@ def cmd_digitize(a: argparse.Namespace) -> int:
     opts = Options(out=a.out, model=find_model(a.model), fs_hz=a.fs, seconds=a.seconds, overlay=not a.no_overlay)
     jobs = find_jobs(a.paths, use_headers=not a.ignore_headers, header_file=a.header, out=a.out)
     check_overwrites(jobs, a.out)
+    if a.cluster or scheduler:  # workers may run in another folder or on another machine: absolute paths
+        opts = dataclasses.replace(opts, out=os.path.abspath(opts.out), model=os.path.abspath(opts.model))
+        jobs = [absolute_job(j) for j in jobs]
     archive = any(os.path.isdir(p) for p in a.paths)
     if archive:
         os.makedirs(a.out, exist_ok=True)
@@ -181,6 +186,13 @@ def cmd_digitize(a: argparse.Namespace) -> int:
                                                     else f"dask {scheduler}" if scheduler else ""),
                                      retry_failed=a.retry_failed, skipped=other_files(a.paths, a.out))
         rows = manifest.rows()
+    except Exception as e:  # a local worker process died (joblib cannot go on without it)
+        if type(e).__name__ not in ("TerminatedWorkerError", "BrokenProcessPool"):
+            raise
+        print(f"paperecg digitize: a worker process died ({type(e).__name__}); what was done is in the manifest: "
+              "run the same command again to go on (or use --cluster local:N, which replaces dead workers)",
+              file=sys.stderr)
+        return 1
     finally:
         manifest.close()
         if dask.get("client") is not None:
@@ -227,7 +239,8 @@ def _dask_executor(local_workers: int, scheduler: str | None, model: str):
     print(dask_cluster.dashboard_line(client), file=sys.stderr)
     warm = functools.partial(warm_worker, model)
     client.register_plugin(dask_cluster.WarmWorker(warm, local_workers, gpus))
-    problems = dask_cluster.check_workers(client, functools.partial(model_identity, model), model_identity(model))
+    problems = [] if cluster is not None else (  # a LocalCluster's workers read this very folder
+        dask_cluster.check_workers(client, functools.partial(model_identity, model), model_identity(model)))
     if problems:
         client.close()
         if cluster is not None:

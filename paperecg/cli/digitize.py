@@ -172,6 +172,14 @@ def find_jobs(paths: list[str], use_headers: bool = True, header_file: str | Non
     return jobs
 
 
+def absolute_job(job: Job) -> Job:
+    """The same job with absolute paths, for workers that run in another folder or on another machine."""
+    def absolute(path: str | None) -> str | None:
+        return None if path is None else os.path.abspath(path)
+
+    return Job(job.name, [os.path.abspath(i) for i in job.images], absolute(job.header_file), absolute(job.record))
+
+
 OUTPUT_MARK = "paperecg digitize"  # in the comment line of every header this command writes
 
 

@@ -37,6 +37,24 @@ def ink_mask(image_rgb: np.ndarray, trace_rgb: np.ndarray, paper_rgb: np.ndarray
     return d < rel_tol * d_ref
 
 
+def without_grid_lines(ink: np.ndarray, px_per_mm: float, span: float = 0.9, stroke_mm: float = 1.5) -> np.ndarray:
+    """The ink less the grid lines printed as dark as the trace (thick major lines): straight lines across
+    `span` of the patch's width or height, which no pulse or trace draws. Where such a line crosses a stroke
+    of the other direction (a pulse's side or top) the stroke keeps its pixels. (A major line through a pulse
+    read as ink inside the rectangle, and the pulse was refused: a demo page, no pulse found on 4 rows.)"""
+    ink = np.asarray(ink, dtype=bool)
+    h, w = ink.shape
+    if h < 3 or w < 3:
+        return ink
+    k = max(2, int(round(stroke_mm * px_per_mm)))
+    horizontal = binary_opening(ink, structure=np.ones((1, max(3, int(span * w))), dtype=bool))
+    vertical = binary_opening(ink, structure=np.ones((max(3, int(span * h)), 1), dtype=bool))
+    vertical_strokes = binary_opening(ink, structure=np.ones((k, 1), dtype=bool))
+    horizontal_strokes = binary_opening(ink, structure=np.ones((1, k), dtype=bool))
+    lines = (horizontal & ~vertical_strokes) | (vertical & ~horizontal_strokes)
+    return ink & ~lines
+
+
 def _runs_1d(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     d = np.diff(np.concatenate([[0], v.astype(np.int8), [0]]))
     return np.nonzero(d == 1)[0], np.nonzero(d == -1)[0] - 1
@@ -141,7 +159,7 @@ def find_pulse(top: np.ndarray, bot: np.ndarray, col0: int, image_rgb: np.ndarra
         cc = np.clip(cs + col0, 0, w_img - 1)
         trace_rgb = np.median(image_rgb[rr, cc].astype(np.float64), axis=0)
         paper_rgb = np.median(patch.reshape(-1, 3).astype(np.float64), axis=0)
-        raw = ink_mask(patch, trace_rgb, paper_rgb)
+        raw = without_grid_lines(ink_mask(patch, trace_rgb, paper_rgb), px_mm)
         # thin grid lines can be as dark as the ink: an opening keeps only strokes >= 2 px thick; a
         # page printed with 1-px lines loses its pulse too, so then the raw ink gets a second look
         inks = [binary_opening(raw, structure=np.ones((2, 2), dtype=bool)), raw]

@@ -110,6 +110,8 @@ def model_identity(folder: str) -> str:
     once per process: two workers with the same identity give the same outputs."""
     key = os.path.abspath(folder)
     if key not in _MODEL_IDS:
+        if not os.path.isdir(key):
+            raise FileNotFoundError(f"no model folder {key} on {this_worker()}")
         h = hashlib.sha256()
         for root, dirs, names in os.walk(key):
             dirs.sort()
@@ -301,8 +303,8 @@ def run_archive(items: list[ArchiveItem], fn: Callable[[Any], JobResult], manife
     manifest.start_run(executor_name, model_id, len(plan.todo))
     manifest.record_skipped(list(skipped))
     if plan.other_model:
-        log(f"manifest: {plan.other_model} of those done were read by another model (model_id column); "
-            "remove their rows or the manifest to read them again")
+        log(f"manifest: {plan.other_model} inputs done before were read by another model than this run's "
+            "(model_id column); they are kept: a new output folder reads them again")
     results: list[JobResult] = []
     t0 = time.time()
     bar = tqdm(total=len(plan.todo), desc="digitize", unit="page", disable=not progress or len(plan.todo) < 2,

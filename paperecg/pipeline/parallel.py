@@ -1,4 +1,5 @@
-"""The package's one way of working in parallel: worker processes through joblib (loky).
+"""Worker processes on one machine through joblib (loky); an archive can also run on a Dask cluster
+(`pipeline/cluster.py`, the optional extra), whose workers `setup_worker` sets up the same way.
 
 `map_in_workers(fn, tasks, jobs)` runs fn over the tasks in `jobs` worker processes (in this process when
 jobs == 1), each worker set up by `setup_worker` first: an even share of the CPU threads, or one GPU each in

@@ -61,6 +61,11 @@ WEAK_GRID_CONFIDENCE = 30.0
 WEAK_GRID_MAX_TILES = 200
 FLAT_MAX_DEV_MM = 1.5  # p95 departure of the map from a similarity below this: a flat page (0.75 let
 # dense 12x1 pages, flat scans, read 0.76-0.84 mm of spurious curl off their traces and be resampled)
+# A perspective (the homography's p95 departure from a similarity) of this much is straightened even when the
+# warp as a whole is under FLAT_MAX_DEV_MM: the homography is fitted to every tile, so unlike the curl it is not
+# read off the traces (flat scans: at most 0.21 mm; photographed pages: 0.5-1.5 mm, enough to leave a row's
+# time axis 20 ms off from one end to the other)
+PERSPECTIVE_MIN_MM = 0.4
 SCALE_TOLERANCE = 0.03  # |scale - 1| below this on a flat page: no resampling at all
 MESH_STEP_MM = 5.0
 RELATIVE_TILE_SNR = 0.0  # a grid tile's strength, as a share of the page's 75th percentile tile
@@ -541,7 +546,8 @@ def _frame_from_surface(img: np.ndarray, hmat: np.ndarray, spline, uv: np.ndarra
     angle_deg = math.degrees(math.atan2(m[1, 0], m[0, 0]))
     # below LOW_RES_PX_PER_MM (about 100 dpi) the 1-mm lines are gone and tile positions too noisy to tell
     # a warp from noise; such pages are scans in practice (a phone photo resolves far more): resize only
-    if persp_mm + curl_mm < FLAT_MAX_DEV_MM or measured_ppm < LOW_RES_PX_PER_MM:
+    small_warp = persp_mm + curl_mm < FLAT_MAX_DEV_MM
+    if (small_warp and persp_mm < PERSPECTIVE_MIN_MM) or measured_ppm < LOW_RES_PX_PER_MM:
         if abs(scale - 1.0) < SCALE_TOLERANCE:
             return PageFrame((h0, w0), "flat", None, **base, notes=[f"rotation {angle_deg:.2f} deg left to tilt"])
         # a flat page at another resolution: a pure resize (area alignment, as cv2.resize does)
@@ -549,7 +555,11 @@ def _frame_from_surface(img: np.ndarray, hmat: np.ndarray, spline, uv: np.ndarra
         sx, sy = w0 / wc, h0 / hc
         a = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
         return PageFrame((hc, wc), "scale", MeshWarp(a), **base)
-    method = "grid+warp" if mesh is not None else "grid"
+    if small_warp and mesh is not None:
+        # a perspective the homography measures from every tile, with a curl too small to tell from the traces'
+        # pull on the tiles: the homography alone
+        warp, base["curl_mm"] = MeshWarp(hom), 0.0
+    method = "grid+warp" if warp.mesh is not None else "grid"
     return PageFrame((h_c, w_c), method, warp, **base)
 
 

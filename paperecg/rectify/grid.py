@@ -51,9 +51,12 @@ def _dark_ground(hi: np.ndarray) -> bool:
 
 
 def dark_page(image_rgb: np.ndarray) -> bool:
-    """Whether the page is bright lines on a dark ground (a monitor or a screenshot of one): its median pixel,
-    in its brightest channel, is darker than DARK_PAPER_LEVEL."""
-    return _dark_ground(_channel_range(np.asarray(image_rgb))[1])
+    """Whether the page is bright lines on a dark ground (a monitor or a screenshot of one): the median pixel of
+    its central half, in its brightest channel, is darker than DARK_PAPER_LEVEL. (The centre: a light sheet
+    photographed small on a dark table is light there.)"""
+    img = np.asarray(image_rgb)
+    h, w = img.shape[:2]
+    return _dark_ground(_channel_range(img[h // 4:h - h // 4, w // 4:w - w // 4])[1])
 
 
 def light_paper(image_rgb: np.ndarray) -> np.ndarray:
