@@ -35,6 +35,8 @@ class InkParams:
     min_core_px: int = 200  # fewer confident pixels than this: the page's ink level is not known, keep the map
     min_contrast: float = 8.0  # trace ink this close to the paper's (of 255): the ink says nothing, keep the map
     threshold: float = 0.85  # ink score that counts as trace (0.8-0.85 beat 0.7 and 0.9 on eik-dev pages)
+    # a thin, faint stroke's ink inside the core (stroke_pixels): the faint level that joins a hit; None: off
+    stroke_threshold: float | None = 0.6
 
 
 def relative_ink(image_rgb: np.ndarray, px_per_mm: float, window_mm: float) -> np.ndarray:
@@ -63,6 +65,9 @@ def ink_score_map(trace_map: np.ndarray, image_rgb: np.ndarray, px_per_mm: float
     score = np.where(band, np.clip((ink - paper_ink) / (trace_ink - paper_ink), 0.0, 1.0), 0.0)
     faint = band_runs_without(band, score >= params.threshold)
     score = np.where(faint, core.astype(np.float32), score)
+    if params.stroke_threshold is not None:
+        strokes = stroke_pixels(core, score >= params.threshold, score >= params.stroke_threshold)
+        score = np.where(strokes, 1.0, score)
     return score.astype(np.float32)
 
 
@@ -80,3 +85,43 @@ def band_runs_without(band: np.ndarray, hits: np.ndarray) -> np.ndarray:
     hit_count = np.bincount(ids.ravel(), weights=(np.asarray(hits, dtype=bool) & band).ravel(),
                             minlength=int(ids.max()) + 1)
     return band & (hit_count[ids] == 0)
+
+
+def between_hits(runs_mask: np.ndarray, hits: np.ndarray) -> np.ndarray:
+    """bool (H, W): the pixels of each vertical run of runs_mask that lie between two of its hits (both ends
+    included): a hit at or above them and one at or below them in the same run."""
+    mask_t = np.asarray(runs_mask, dtype=bool).T  # columns as rows: a column's pixels are consecutive
+    hit_t = mask_t & np.asarray(hits, dtype=bool).T
+    above = np.zeros_like(mask_t)
+    above[:, 1:] = mask_t[:, :-1]
+    below = np.zeros_like(mask_t)
+    below[:, :-1] = mask_t[:, 1:]
+    flat = mask_t.ravel()
+    count = np.cumsum(hit_t.ravel(), dtype=np.int64)  # hits up to and including each pixel, in column order
+    start = np.nonzero((mask_t & ~above).ravel())[0]
+    end = np.nonzero((mask_t & ~below).ravel())[0]
+    before_run = count[start] - hit_t.ravel()[start]  # hits before each run
+    ids = np.cumsum((mask_t & ~above).ravel()) - 1  # run index of each pixel (meaningful on the mask)
+    ids = np.where(flat, ids, 0)
+    upto = count - before_run[ids]  # hits of the pixel's run at or above it
+    after = count[end][ids] - count + hit_t.ravel()  # ... at or below it
+    return (flat & (upto > 0) & (after > 0)).reshape(mask_t.shape).T
+
+
+def stroke_pixels(core: np.ndarray, hits: np.ndarray, faint: np.ndarray) -> np.ndarray:
+    """bool (H, W): trace pixels a thin, faint stroke leaves out of the hits, inside the segmenter's core.
+
+    A phone's steep QRS stroke is a pixel or two wide and blurred: its ink reaches a fraction of the trace's
+    darkness and varies along it, so the hits break it into pieces and lose its faint ends (the foot at the
+    baseline, a tip), while the core holds the whole stroke (real photos: R waves of 1-1.5 mV read at 0.3-0.5).
+    What the readout needs of a steep column is the stroke's extent, so within each vertical core run
+    - everything between its first and last hit is trace (the gaps between the pieces), and
+    - a stretch of faint ink (score >= stroke_threshold) joined to a hit is trace (hysteresis along the
+      column: the stroke's faint end, where the image still shows it).
+    On a flat trace the core holds one piece of ink and a blurred edge no darker than the faint level, so
+    little changes there."""
+    core = np.asarray(core, dtype=bool)
+    hits = core & np.asarray(hits, dtype=bool)
+    weak = core & np.asarray(faint, dtype=bool)
+    joined = weak & ~band_runs_without(weak, hits)
+    return core & (joined | between_hits(core, hits | joined))
