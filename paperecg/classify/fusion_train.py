@@ -59,7 +59,7 @@ def rows_from_records(records: list, y_rec: np.ndarray, folds_rec: np.ndarray, n
                       verbose: bool = True) -> dict:
     """CNN out-of-fold probabilities (net f scores the records of fold f), measurements, labels, record
     folds and view kinds (0 page, 1 augmented, 2 digitized) for every view of every record with a signal."""
-    from .train import HIDDEN_DEMOGRAPHICS, predict_signal, validation_signal_view
+    from .train_data import HIDDEN_DEMOGRAPHICS, predict_signal, validation_signal_view
 
     views, rec_of, kind = [], [], []
     for i, r in enumerate(records):
@@ -92,7 +92,7 @@ def rows_from_records(records: list, y_rec: np.ndarray, folds_rec: np.ndarray, n
 def build_rows(record_paths: list[str], clf: Classifier, digitized_dir: str | None, seed: int = 0,
                verbose: bool = True, workers: int = 1) -> dict:
     """rows_from_records for a trained classifier folder, its folds reproduced as train.py drew them."""
-    from .train import load_training_records, make_folds
+    from .train_data import load_training_records, make_folds
 
     records = load_training_records(record_paths, verbose)
     y_rec = labels_to_multi_hot([r.info.labels for r in records], CLASSES)

@@ -13,7 +13,6 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -21,76 +20,21 @@ from torch import nn
 
 from ..hardware import classifier_recipe, ddp_rank_world, ddp_setup, select_profile, set_threads
 from ..harness import AmpStep, BudgetClock, atomic_torch_save, set_lr, sync_progress, warmup_cosine_lr
-from ..records.header import HeaderInfo
-from ..records.io import image_paths, load_header_info, load_signal
 from ..records.labels import CLASSES, labels_to_multi_hot
 from .image_data import render_training_crop, square_crop_resize, to_tensor_input, validation_crop
 from .model import Classifier, ClassifierConfig, decide, make_signal_net
 from .networks import build_image_net, load_imagenet_backbone
-from .signal_data import (apply_layout_mask, augment_signal, network_input, side_features, to_internal)
+from .signal_data import augment_signal, network_input, side_features
 from .thresholds import macro_f, positive_weights, tune_thresholds
+from .train_data import (HIDDEN_DEMOGRAPHICS, TrainRecord, load_training_records, make_folds, predict_signal,
+                         validation_signal_view)
+from .train_data import log_if as _log
 
 # ImageNet weights for the image branch, looked for in the model folder and the folder above it, named after
 # the architecture: "{arch}_imagenet.safetensors" or "{arch}_imagenet.pth" (e.g. torchvision's
 # resnet50-11ad3fa6.pth renamed resnet50_imagenet.pth). Nothing is ever downloaded.
 IMAGENET_SUFFIXES = ("_imagenet.safetensors", "_imagenet.pth")
 SIGNAL_SHARE, IMAGE_SHARE = 0.55, 0.33
-
-
-@dataclass
-class TrainRecord:
-    path: str
-    info: HeaderInfo
-    signal_mv: np.ndarray | None  # header order, header rate (for rendering)
-    x: np.ndarray | None  # (12, 1000) internal signal
-    images: list[str]  # image files that exist
-
-
-def _log(verbose: bool, *msg) -> None:
-    if verbose:
-        print("[classify]", *msg, flush=True)
-
-
-def load_training_records(record_paths: list[str], verbose: bool = False) -> list[TrainRecord]:
-    """Labelled records with a signal or an image; unlabeled ('# Labels:' absent) or unreadable records are
-    skipped with a note."""
-    out, skipped = [], 0
-    for path in record_paths:
-        try:
-            info = load_header_info(path)
-        except (OSError, ValueError, IndexError):
-            skipped += 1
-            continue
-        if info.labels is None:
-            skipped += 1
-            continue
-        try:
-            sig, _ = load_signal(path)
-        except Exception:  # a broken .dat is the organizers' problem, not a reason to stop training
-            sig = None
-        x = to_internal(sig, info.fs_hz, info.lead_names) if sig is not None else None
-        if x is not None and not np.isfinite(x).any():
-            sig, x = None, None
-        images = [p for p in image_paths(path, info) if os.path.isfile(p)]
-        if x is None and not images:
-            skipped += 1
-            continue
-        out.append(TrainRecord(path, info, sig, x, images))
-    _log(verbose, f"{len(out)} labelled records, {skipped} skipped (unlabelled/unreadable)")
-    return out
-
-
-def make_folds(y: np.ndarray, k: int, seed: int) -> np.ndarray:
-    """Approximately label-stratified folds: records sorted by their rarest class, dealt round-robin."""
-    rng = np.random.default_rng(seed)
-    n = y.shape[0]
-    freq = y.sum(axis=0) + 1e-9
-    rarity = np.array([freq[row > 0].min() if row.any() else np.inf for row in y])
-    order = np.lexsort((rng.random(n), rarity))
-    folds = np.empty(n, dtype=int)
-    offset = int(rng.integers(k))
-    folds[order] = (np.arange(n) + offset) % k
-    return folds
 
 
 def _masked_bce(pos_weight: torch.Tensor, class_mask: torch.Tensor):
@@ -109,8 +53,6 @@ def _masked_bce(pos_weight: torch.Tensor, class_mask: torch.Tensor):
 # training draws go without them, so the network works either way instead of leaning on features it will
 # not get.
 DEMOGRAPHICS_DROP_P = 0.5
-# Thresholds are tuned on out-of-fold scores made as inference on hidden headers sees records: no demographics.
-HIDDEN_DEMOGRAPHICS = (None, None)
 
 
 class SignalTrainSet(torch.utils.data.Dataset):
@@ -130,13 +72,6 @@ class SignalTrainSet(torch.utils.data.Dataset):
         return network_input(x), side_features(x, *demo), self.y[i]
 
 
-def validation_signal_view(x: np.ndarray, seed: int) -> np.ndarray:
-    """The fixed view used for out-of-fold scores: the challenge's 3x4+1 windows and a little noise."""
-    rng = np.random.default_rng(seed)
-    v = apply_layout_mask(x, "3x4+1")
-    return (v + rng.normal(0.0, 0.01, v.shape)).astype(np.float32)
-
-
 def side_feature_stats(views: list[np.ndarray], demo: list[tuple]) -> tuple[np.ndarray, np.ndarray]:
     """Mean and (floored) standard deviation of the side features over the training views."""
     feats = np.stack([side_features(v, *d) for v, d in zip(views, demo)]).astype(np.float64)
@@ -144,19 +79,6 @@ def side_feature_stats(views: list[np.ndarray], demo: list[tuple]) -> tuple[np.n
     mean = np.nan_to_num(np.nanmean(feats, axis=0), nan=0.0)
     std = np.nan_to_num(np.nanstd(feats, axis=0), nan=1.0)
     return mean.astype(np.float32), np.maximum(std, 0.05).astype(np.float32)
-
-
-@torch.no_grad()
-def predict_signal(net: nn.Module, views: list[np.ndarray], demo: list[tuple], device, batch: int = 256
-                   ) -> np.ndarray:
-    net.eval()
-    out = []
-    for s in range(0, len(views), batch):
-        xb = torch.from_numpy(np.stack([network_input(v) for v in views[s:s + batch]])).to(device)
-        fb = torch.from_numpy(np.stack([side_features(v, *d) for v, d in
-                                        zip(views[s:s + batch], demo[s:s + batch])])).to(device)
-        out.append(torch.sigmoid(net(xb, fb)).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 0))
 
 
 def train_signal_net(cfg: ClassifierConfig, xs: list[np.ndarray], demo: list[tuple], y: np.ndarray,
