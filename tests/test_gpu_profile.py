@@ -45,6 +45,7 @@ def test_gpu_recipe_runs_on_the_cpu(gpu_trained):
     assert "batch 2x" in seg_line and "x96x96" not in seg_line and "x256x256" not in seg_line, seg_line
     for sub in ("detector", "segmenter", "classifier"):
         assert os.path.isfile(model / sub / "config.json"), sub
+    assert os.path.isfile(model / "classifier" / "fusion.json")  # the measurement fusion, as on the CPU
     with open(model / "classifier" / "config.json") as f:
         assert json.load(f)["image_size_px"] == TOY_CONFIG["classifier_image_px"]
     with open(model / "segmenter" / "train_history.json") as f:

@@ -64,6 +64,9 @@ class FusionModel:
     thresholds: list[float | None] = field(default_factory=list)  # None: class never predicted
     # per class: True = the fused score, False = the CNN's own score (where fusion did not help out of fold)
     use_fusion: list[bool] = field(default_factory=list)
+    # the answer is blend * fused + (1 - blend) * CNN: a half-and-half average is steadier on digitized
+    # signals than either alone
+    blend: float = 1.0
     l2: float = 1.0
     notes: dict = field(default_factory=dict)
 
@@ -81,6 +84,7 @@ class FusionModel:
     def probs(self, p_cnn: np.ndarray, meas: np.ndarray) -> np.ndarray:
         x = self.inputs(p_cnn, meas)
         fused = 1.0 / (1.0 + np.exp(-(x @ np.asarray(self.weights).T + np.asarray(self.bias))))
+        fused = self.blend * fused + (1.0 - self.blend) * np.atleast_2d(p_cnn)
         if self.use_fusion:
             keep = ~np.asarray(self.use_fusion, bool)
             fused[:, keep] = np.atleast_2d(p_cnn)[:, keep]
@@ -167,7 +171,7 @@ def fit_fusion(p_cnn: np.ndarray, meas: np.ndarray, y: np.ndarray, trained: np.n
 
 def train_fusion(p_cnn: np.ndarray, meas: np.ndarray, y: np.ndarray, folds: np.ndarray, trained: np.ndarray,
                  classes: list[str], tune_rows: np.ndarray | None = None, l2: float = 1.0,
-                 min_gain: float = 0.0) -> tuple[FusionModel, np.ndarray]:
+                 min_gain: float = 0.0, blend: float = 1.0) -> tuple[FusionModel, np.ndarray]:
     """Fusion fitted on every row, thresholds tuned on out-of-fold fused scores (rows of fold f scored by a
     model fitted without fold f; `folds` groups the views of one record). `tune_rows`: the rows the
     thresholds are tuned on (default all). Returns (model, out-of-fold probabilities)."""
@@ -176,6 +180,7 @@ def train_fusion(p_cnn: np.ndarray, meas: np.ndarray, y: np.ndarray, folds: np.n
     for f in np.unique(folds):
         tr, va = folds != f, folds == f
         m = fit_fusion(p_cnn[tr], meas[tr], y[tr], trained, classes, l2)
+        m.blend = blend
         oof[va] = m.probs(p_cnn[va], meas[va])
     rows = np.ones(len(y), bool) if tune_rows is None else np.asarray(tune_rows, bool)
     use = choose_per_class(oof[rows], p_cnn[rows], y[rows], trained, folds[rows], min_gain)
@@ -184,6 +189,7 @@ def train_fusion(p_cnn: np.ndarray, meas: np.ndarray, y: np.ndarray, folds: np.n
     model = fit_fusion(p_cnn, meas, y, trained, classes, l2)
     model.thresholds = [float(t) if np.isfinite(t) else None for t in thr]
     model.use_fusion = [bool(u) for u in use]
+    model.blend = float(blend)
     return model, oof
 
 

@@ -32,6 +32,7 @@ VIEWS = ("page", "augmented", "digitized")
 
 
 FUSION_L2 = 30.0  # chosen on the out-of-fold rows of PTB-XL folds 1-8 (model/README.md)
+FUSION_BLEND = 0.7  # share of the fused score in the answer (the rest: the CNN's), see FusionModel.blend
 
 
 def _measure_chunk(views: list[np.ndarray]) -> np.ndarray:
@@ -121,8 +122,8 @@ def fusion_for_training(records: list, y_rec: np.ndarray, folds_rec: np.ndarray,
     """The fusion train.py ships: rows from the k-fold CNN ensemble, fitted and tuned out of fold."""
     rows = rows_from_records(records, y_rec, folds_rec, nets, device, digitized_dir, seed, workers, verbose)
     model, oof = train_fusion(rows["p_cnn"], rows["meas"], rows["y"], rows["folds"], trained, list(CLASSES),
-                              l2=FUSION_L2)
-    model.notes = {"rows": int(len(rows["kind"])), "l2": FUSION_L2,
+                              l2=FUSION_L2, blend=FUSION_BLEND)
+    model.notes = {"rows": int(len(rows["kind"])), "l2": FUSION_L2, "blend": FUSION_BLEND,
                    "oof": fusion_report(rows, oof, model, thresholds_cnn, trained)}
     return model
 
@@ -146,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--l2", type=float, default=FUSION_L2)
     ap.add_argument("--tune-on", default="all", choices=["all", "page", "digitized", "page+digitized"])
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--blend", type=float, default=FUSION_BLEND)
     ap.add_argument("--dry-run", action="store_true", help="report, do not write fusion.json")
     a = ap.parse_args(argv)
     clf = Classifier.load(a.model, device="cpu")
@@ -162,9 +164,10 @@ def main(argv: list[str] | None = None) -> None:
     tune = {"all": np.ones(len(rows["kind"]), bool), "page": rows["kind"] == 0, "digitized": rows["kind"] == 2,
             "page+digitized": rows["kind"] != 1}[a.tune_on]
     model, oof = train_fusion(rows["p_cnn"], rows["meas"], rows["y"], rows["folds"], trained, list(CLASSES),
-                              tune_rows=tune, l2=a.l2)
+                              tune_rows=tune, l2=a.l2, blend=a.blend)
     report = fusion_report(rows, oof, model, clf.cfg.thresholds_signal, trained)
-    model.notes = {"rows": int(len(rows["kind"])), "l2": a.l2, "tune_on": a.tune_on, "oof": report}
+    model.notes = {"rows": int(len(rows["kind"])), "l2": a.l2, "blend": a.blend, "tune_on": a.tune_on,
+                   "oof": report}
     if not a.dry_run:
         model.save(a.model)
     print(json.dumps(report))

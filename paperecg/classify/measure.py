@@ -16,10 +16,12 @@ impossible (the fusion model imputes it and sees a missing-value indicator).
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ..layouts import STANDARD_LEADS
-from .signal_data import to_internal
+from .signal_data import INTERNAL_FS_HZ, to_internal
 
 LEAD = {name: k for k, name in enumerate(STANDARD_LEADS)}
 INFERIOR = ("II", "III", "aVF")
@@ -52,9 +54,8 @@ def measure(signal: np.ndarray | None, fs_hz: float, lead_names: list[str]) -> n
     """Measurements of a header-ordered (num_samples, num_leads) mV signal (NaN where not drawn)."""
     if signal is None:
         return np.full(NUM_FEATURES, np.nan)
+    # one rate for every record: the fusion learns from 100-Hz PTB-XL and meets 250/500-Hz records
     x = to_internal(signal, fs_hz, lead_names).astype(np.float64)
-    from .signal_data import INTERNAL_FS_HZ
-
     return measure_leads(x, INTERNAL_FS_HZ)
 
 
@@ -123,7 +124,7 @@ def rr_features(peaks: np.ndarray, valid: np.ndarray, fs_hz: float) -> dict:
     out: dict = {}
     if peaks.size < 2:
         return out
-    rr, rr_prev = [], []
+    rr = []
     for a, b in zip(peaks[:-1], peaks[1:]):
         rr.append((b - a) / fs_hz if valid[a:b + 1].all() else np.nan)
     rr = np.asarray(rr)
@@ -178,12 +179,9 @@ def median_beats(x: np.ndarray, peaks: np.ndarray, fs_hz: float) -> tuple[np.nda
             if np.isfinite(core).all():
                 beats.append(seg)
         if beats:
-            with np.errstate(all="ignore"):
-                import warnings
-
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    out[k] = np.nanmedian(np.stack(beats), axis=0)
+            with warnings.catch_warnings():  # all-NaN columns (the window's end) stay NaN quietly
+                warnings.simplefilter("ignore", RuntimeWarning)
+                out[k] = np.nanmedian(np.stack(beats), axis=0)
             counts[k] = len(beats)
     return out, counts
 
