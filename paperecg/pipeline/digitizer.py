@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from paperecg.extract import Extraction, extract_signal
+from paperecg.extract.core import ExtractParams
+from paperecg.extract.ink import InkParams
 from paperecg.records.header import HeaderInfo
 from paperecg.records.images import PageImage, load_pages
 from paperecg.records.io import image_paths
@@ -32,6 +34,8 @@ MIN_DETECTOR_VAL_RECALL = 0.8
 SEGMENTER_DIR = "segmenter"
 # Per-record wall-clock guard: pages after this many seconds are skipped (inference limit is per record set).
 DEFAULT_RECORD_SECONDS = float(os.environ.get("PAPERECG_RECORD_SECONDS", "120"))
+
+PHOTO_STROKE_THRESHOLD = 0.6  # faint ink joined to a stroke's dark pixels (extract/ink.py)
 
 
 @dataclass
@@ -89,7 +93,7 @@ class Digitizer:
         # the working-frame map: extract_signal brings it onto the page and sharpens it with the page's ink
         trace_map, _ = self.segmenter.predict_work(image)
         ext = extract_signal(trace_map, image, header.fs_hz, header.num_samples, header.lead_names,
-                             rect.lead_name_boxes or None,
+                             rect.lead_name_boxes or None, params=extract_params_for(rect),
                              source_px_per_mm=rect.frame.source_px_per_mm if rect.frame is not None else None)
         return PageResult(page, rect, ext)
 
@@ -126,6 +130,18 @@ class Digitizer:
                 results.append(PageResult(page, None, None, str(e)))
         signal = combine_page_results(results, header.lead_names, empty, log=lambda m: log(f"{record}: {m}"))
         return DigitizedRecord(signal, results)
+
+
+def extract_params_for(rect: RectifiedPage) -> ExtractParams:
+    """The extractor's settings for a page as the frame found it. A page the frame straightened through a
+    perspective or a curl was photographed: a phone thins and fades its steep strokes, whose pieces the ink
+    alone breaks apart, so the whole stretch of ink inside the segmenter's core is read
+    (`InkParams.stroke_threshold`). A flat scan keeps the plain ink: there grid lines as dark as the trace
+    would widen the strokes."""
+    if os.environ.get("PAPERECG_PHOTO_STROKES", "1") == "1" and rect.frame is not None \
+            and rect.frame.straightens:
+        return ExtractParams(ink=InkParams(stroke_threshold=PHOTO_STROKE_THRESHOLD))
+    return ExtractParams()
 
 
 def detector_gate(extra: dict) -> str:
