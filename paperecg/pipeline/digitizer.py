@@ -138,8 +138,7 @@ def extract_params_for(rect: RectifiedPage) -> ExtractParams:
     alone breaks apart, so the whole stretch of ink inside the segmenter's core is read
     (`InkParams.stroke_threshold`). A flat scan keeps the plain ink: there grid lines as dark as the trace
     would widen the strokes."""
-    if os.environ.get("PAPERECG_PHOTO_STROKES", "1") == "1" and rect.frame is not None \
-            and rect.frame.straightens:
+    if rect.frame is not None and rect.frame.straightens:
         return ExtractParams(ink=InkParams(stroke_threshold=PHOTO_STROKE_THRESHOLD))
     return ExtractParams()
 
