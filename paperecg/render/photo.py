@@ -35,6 +35,9 @@ class PhotoParams:
     curl_cells: int = 2  # coarseness of the random curl field (nodes across the page)
     roll_mm: float = 0.0  # bow of the rows (a page rolled about a vertical axis, mm at the page edges)
     folds: int = 0  # straight folds: a kink in the paper plus a shaded line
+    # folds placed by the caller: (angle of the fold's normal in rad (0: a vertical fold line, across the rows),
+    # offset of the line from the page's left/top as a page fraction, kink as a share of the page's long side)
+    fold_lines: tuple[tuple[float, float, float], ...] = ()
     table_rgb: tuple[int, int, int] = (90, 70, 50)
     table_texture: float = 0.3  # 0..1
     aug: AugParams | None = None  # photometric part (shading, creases, colour, blur, noise, JPEG)
@@ -107,14 +110,12 @@ def photo_warp(params: PhotoParams, page_hw: tuple[int, int], px_per_mm: float
     if params.roll_mm != 0:
         disp[:, 1] += params.roll_mm * px_per_mm * (2 * u - 1) ** 2
         disp[:, 0] += 0.3 * params.roll_mm * px_per_mm * (2 * u - 1) ** 3
-    for _ in range(params.folds):
+    folds = [(rng.uniform(0, math.pi), rng.uniform(0.3, 0.7), rng.uniform(0.002, 0.01)) for _ in range(params.folds)]
+    for theta, offset, kink_share in folds + list(params.fold_lines):
         # a fold: the paper on one side of a line is bent, shifting it slightly along the line's normal
-        theta = rng.uniform(0, math.pi)
         n = np.array([math.cos(theta), math.sin(theta)])
-        offset = rng.uniform(0.3, 0.7)
         dist = (u - 0.5) * n[0] + (v - 0.5) * n[1] - (offset - 0.5)
-        kink = rng.uniform(0.002, 0.01) * max(pw, ph)
-        disp += np.outer(np.maximum(dist, 0.0) * kink, n)
+        disp += np.outer(np.maximum(dist, 0.0) * kink_share * max(pw, ph), n)
     mesh = disp.reshape(ny, nx, 2)
     return MeshWarp(hom, mesh, (0.0, 0.0), step), (oh, ow)
 
