@@ -10,6 +10,12 @@ crossing that lies on the photo is carried to the rectified page by the rectifie
 where a perfect rectification puts it: paper mm x CANONICAL_PX_PER_MM plus one shift per page (the canonical
 origin is free). Residuals in mm of paper: median and p95 over all crossings, p95 of the per-page medians,
 methods used, s/page. --flat also scores unwarped 200-dpi renders (should be 'flat', residual ~0).
+
+--real DIR: pages with no known warp (real phone photos): the printed grid is the ruler
+(`rectify/residual.py`). Each page is rectified as run_model does (with the detector of --model when given);
+on the canonical page the vertical grid lines are read along 10-mm bands: a 62.5-mm window's stretch (ms/s of
+time-axis drift at 25 mm/s: median, p90, share of windows over 3 and over 10 ms/s) and each band's bending
+(mm off a straight line: median, p90); per page and over all pages.
 Last line: one JSON object.
 """
 from __future__ import annotations
@@ -65,6 +71,53 @@ def samples(data_dir: str, folds: str, count: int, seed: int, flat: bool):
         yield photo.page.image, xy[on], mm[on], "photo"
 
 
+def real_pages(data: str, model: str | None, verbose: bool) -> dict:
+    """Grid residual of the rectified pages of every record in a folder (see --real)."""
+    from paperecg.records.images import load_page
+    from paperecg.records.io import find_records, image_paths, load_header_info
+    from paperecg.rectify.residual import time_axis_residual
+
+    detector = None
+    if model:
+        from paperecg.pipeline.digitizer import Digitizer
+
+        detector = Digitizer.load(model, log=lambda m: None).detector
+    stretch, bend, page_p90, times = [], [], [], []
+    for rec in find_records(data):
+        path = os.path.join(data, rec)
+        for image in image_paths(path, load_header_info(path)):
+            if not os.path.isfile(image):
+                continue
+            t = time.perf_counter()
+            rect = rectify_page(load_page(image).rgb, detector)
+            times.append(time.perf_counter() - t)
+            r = time_axis_residual(rect.image)
+            if r.stretch_ms_per_s.size == 0:
+                print(f"{rec}: no grid measured", flush=True)
+                continue
+            stretch.append(r.stretch_ms_per_s)
+            bend.append(r.bend_mm)
+            page_p90.append(float(np.percentile(r.stretch_ms_per_s, 90)))
+            if verbose:
+                m = rect.frame.method if rect.frame is not None else "none"
+                print(f"{rec}: {m} stretch median {np.median(r.stretch_ms_per_s):.2f} p90 {page_p90[-1]:.2f} "
+                      f"max {r.stretch_ms_per_s.max():.1f} ms/s, bend median {np.median(r.bend_mm):.2f} max "
+                      f"{r.bend_mm.max():.2f} mm ({r.bands} bands)", flush=True)
+    s_all, b_all = np.concatenate(stretch), np.concatenate(bend)
+    return {
+        "pages": len(stretch),
+        "kind": "real",
+        "stretch_median_ms_per_s": round(float(np.median(s_all)), 3),
+        "stretch_p90_ms_per_s": round(float(np.percentile(s_all, 90)), 3),
+        "stretch_over_3": round(float(np.mean(s_all > 3.0)), 4),
+        "stretch_over_10": round(float(np.mean(s_all > 10.0)), 4),
+        "page_p90_max_ms_per_s": round(float(np.max(page_p90)), 3),
+        "bend_median_mm": round(float(np.median(b_all)), 3),
+        "bend_p90_mm": round(float(np.percentile(b_all, 90)), 3),
+        "s_per_page": round(float(np.mean(times)), 3),
+    }
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pages", type=int, default=30)
@@ -73,7 +126,12 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--flat", action="store_true", help="unwarped 200-dpi renders instead of photos")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--real", help="a folder of records whose pages have no known warp: the grid as the ruler")
+    ap.add_argument("--model", help="with --real: the model folder whose detector turns the pages")
     a = ap.parse_args(argv)
+    if a.real:
+        print(json.dumps(real_pages(a.real, a.model, a.verbose)))
+        return 0
     all_res, page_medians, methods, times = [], [], {}, []
     for k, (image, xy, mm, kind) in enumerate(samples(a.ptbxl, a.folds, a.pages, a.seed, a.flat)):
         t = time.perf_counter()

@@ -261,7 +261,8 @@ def align_row_starts(rows: list[RowTrace], skew: float, y_mid: float, tol_px: fl
     tilt moves each row's start along x by its height times the lean, so starts are compared with that removed.
     Where no two starts agree (a curled photo's rows, straightened to a few pixels), a row starting more than
     late_px (default 5 tol_px) after the rows' median start is put on that median (real photo 03424: the
-    strip's first 50 px lay outside the photo, and lead II's two readings fell 0.25 s apart)."""
+    strip's first 50 px lay outside the photo, and lead II's two readings fell 0.25 s apart). A row starting
+    earlier than the agreeing majority (its end lost, see row_time_span) is put on their start too."""
     lean = -skew  # dx/dy of a printed vertical line
     starts = np.array([rt.x_first - lean * (rt.centre_y - y_mid) for rt in rows])
     for i, rt in enumerate(rows):
@@ -287,6 +288,12 @@ def align_row_starts(rows: list[RowTrace], skew: float, y_mid: float, tol_px: fl
         elif np.isfinite(s) and s > common + tol_px:
             # a row whose first stretch is missing (not printed, erased, not segmented) is on the page's time
             # axis all the same: its samples are counted from the common start, its end stays where it is
+            rt.x_first = new_first
+            rt.start_group = -1
+        elif np.isfinite(s) and s < common - tol_px and 2 * agree.sum() > fin.sum():
+            # a row placed by its end (row_time_span) whose end was lost (a photo's faded or cut-off last
+            # beats): the majority's start holds (real photo 01109: row 1 placed 21 px early, +108 ms)
+            rt.x_last += new_first - rt.x_first
             rt.x_first = new_first
             rt.start_group = -1
 
@@ -641,17 +648,31 @@ def refine_sample_phase(rows: list[RowTrace], px_per_sample: float, num_samples:
             rt.x_last += shift
 
 
+# A row's ink shorter than its record by more than END_TRUST_PX (px) and at most START_LOSS_MAX_SHARE of it
+# has lost its start (see row_time_span): up to a calibration pulse's width (0.2 s of 10 s).
+END_TRUST_PX = 1.0
+START_LOSS_MAX_SHARE = 0.02
+
+
 def row_time_span(c0: int, c1: int, width_px: float, px_per_sample: float, num_samples: int,
                   cut_start: bool = False) -> tuple[float, float]:
     """x of a row's first and last sample from its first and last inked columns.
 
     The pen reaches about half a trace width beyond the end samples. When the row spans the whole record
     (every standard layout's rows do), its two ends give the start symmetrically and the pen's reach
-    cancels: x_first = (c0 + c1 - (N - 1) * px_per_sample) / 2."""
+    cancels: x_first = (c0 + c1 - (N - 1) * px_per_sample) / 2. A row whose ink is shorter than the record
+    by more than END_TRUST_PX (and by at most a pulse's width) lost columns at its start, not its end: the trace
+    begins at the foot of the calibration pulse's falling stroke (ECG-Image-Kit draws sample 0 exactly
+    there), which the map leaves out or the pulse cut takes, so the row's end places it (eik-dev clean 00010:
+    four rows' ink began 1-10 px late, ends within 1 px, and the symmetric start put every lead 20 ms early;
+    00051: 11-13 px lost, beyond the symmetric rule's 0.5 %, and the ink's first column put them 60 ms early)."""
     x_first = c0 - 0.5 + 0.5 * width_px
     x_last = c1 + 0.5 - 0.5 * width_px
     full = (num_samples - 1) * px_per_sample
-    if abs((x_last - x_first) - full) <= max(3.0, 0.005 * full):
+    short = full - (x_last - x_first)
+    if END_TRUST_PX < short <= START_LOSS_MAX_SHARE * full:
+        x_first = x_last - full
+    elif abs(short) <= max(3.0, 0.005 * full):
         x_first = x_last - full if cut_start else 0.5 * (c0 + c1 - full)
         x_last = x_first + full
     return x_first, x_last

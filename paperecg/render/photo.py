@@ -44,6 +44,9 @@ class PhotoParams:
     steep_fade: float = 0.0  # share of a steep stroke's darkness lost (0 .. 1; flat strokes keep theirs)
     ink_thin: float = 0.0  # up to a pixel off every stroke's width (0..1): a printer's thin line
     shadow: float = 0.0  # darkness of a soft-edged cast shadow (phone, hand) over part of the photo (0..1)
+    # folds placed by the caller: (angle of the fold's normal in rad (0: a vertical fold line, across the rows),
+    # offset of the line from the page's left/top as a page fraction, kink as a share of the page's long side)
+    fold_lines: tuple[tuple[float, float, float], ...] = ()
     table_rgb: tuple[int, int, int] = (90, 70, 50)
     table_texture: float = 0.3  # 0..1
     aug: AugParams | None = None  # photometric part (shading, creases, colour, blur, noise, JPEG)
@@ -136,6 +139,10 @@ def draw_folds(params: PhotoParams, page_hw: tuple[int, int], px_per_mm: float, 
         shade = params.fold_shade * rng.uniform(0.2, 1.0) * rng.choice([-1.0, 1.0])
         line = params.fold_shade * rng.uniform(0.1, 0.5) * (1.0 if rng.random() < 0.6 else -0.7)
         folds.append(Fold(n, (offset - 0.5) * extent, slope, step, rng.uniform(0.5, 2.0) * px_per_mm, shade, line))
+    for theta, offset, kink_share in params.fold_lines:  # placed by the caller: a bend alone, no crease or shade
+        n = np.array([math.cos(theta), math.sin(theta)])
+        extent = abs(n[0]) * pw + abs(n[1]) * ph
+        folds.append(Fold(n, (offset - 0.5) * extent, kink_share * max(pw, ph) / extent, 0.0, px_per_mm, 0.0, 0.0))
     return folds
 
 
