@@ -81,3 +81,15 @@ def test_rectified_points_map_back_onto_the_image_as_given(quarter_turns, angle_
     back = rectified_to_original(centres, rect, (h, w))
     for x, y in marks:
         assert np.min(np.hypot(back[:, 0] - x, back[:, 1] - y)) < 0.7
+
+
+def test_simultaneous_columns_are_drawn_where_they_are_printed():
+    """A row whose second column shows the record's first 5 s again (a simultaneous layout): its piece is drawn
+    on the row's second half, not over the first column's."""
+    ext, signal = extraction_with_two_rows()
+    ext.cells[1] = RowCell("aVR", 0, 0, 500, "test", page_start=500)
+    signal = signal.copy()
+    signal[:500, 2] = -np.sin(np.arange(500) / FS_HZ)
+    pieces = trace_pieces(ext, signal, FS_HZ, LEADS, image_width_px=2100)
+    avr = next(p for p in pieces if p.lead == "aVR")
+    assert avr.points_xy[0, 0] == pytest.approx(50.0 + 500 * 2.0)

@@ -159,10 +159,12 @@ def find_pulse(top: np.ndarray, bot: np.ndarray, col0: int, image_rgb: np.ndarra
         cc = np.clip(cs + col0, 0, w_img - 1)
         trace_rgb = np.median(image_rgb[rr, cc].astype(np.float64), axis=0)
         paper_rgb = np.median(patch.reshape(-1, 3).astype(np.float64), axis=0)
-        raw = without_grid_lines(ink_mask(patch, trace_rgb, paper_rgb), px_mm)
+        raw = ink_mask(patch, trace_rgb, paper_rgb)
         # thin grid lines can be as dark as the ink: an opening keeps only strokes >= 2 px thick; a
-        # page printed with 1-px lines loses its pulse too, so then the raw ink gets a second look
-        inks = [binary_opening(raw, structure=np.ones((2, 2), dtype=bool)), raw]
+        # page printed with 1-px lines loses its pulse too, so then the raw ink gets a second look; thick major
+        # lines as dark as the trace survive both, and are taken out for a last look
+        opened = binary_opening(raw, structure=np.ones((2, 2), dtype=bool))
+        inks = [opened, raw, without_grid_lines(opened, px_mm)]
     else:
         # trace map only: rebuild the row's runs as a patch
         r_hi = int(max(r_hi, np.nanmax(bot) + 2 if np.isfinite(bot).any() else r_hi))

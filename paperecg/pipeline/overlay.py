@@ -77,9 +77,11 @@ def trace_pieces(extraction: Extraction, signal_mv: np.ndarray, fs_hz: float, le
             continue
         end = min(cell.end, signal_mv.shape[0])
         values = signal_mv[cell.start:end, j]
+        # where the stretch lies on the row's time axis (simultaneous columns show the record's first window)
+        page_start = cell.start if cell.page_start is None else cell.page_start
         for s, e in finite_runs(np.isfinite(values)):
             k = np.arange(cell.start + s, cell.start + e)
-            xs = row.x_first + k * px_per_sample
+            xs = row.x_first + (k - cell.start + page_start) * px_per_sample
             ys = row.baseline_y - values[s:e] * g.px_per_mv + extraction.skew * (xs - x_mid)
             pieces.append(TracePiece(canonical_lead_name(cell.lead), cell.start, int(k[0]), int(k[-1]) + 1,
                                      np.stack([xs, ys], axis=1)))

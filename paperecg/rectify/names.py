@@ -29,6 +29,7 @@ MIN_FAMILY_AGREEMENT = 0.6  # share of renamed boxes whose read name is of the l
 # (the demo's 3x4+1 page under a header block: see the commit), while a page of a known layout whose names the
 # detector confuses loses nothing by the layout (its reads, made distinct, can only swap look-alikes).
 SHUFFLED_MARGIN_PER_BOX = 0.15
+MIN_READ_SCORE = 0.3  # a box outside the layout's cells is kept (renamed as read) from this best class score
 MAX_COLUMNS = 6  # column clusters searched (the strongest); layouts print at most 4 columns of names
 
 
@@ -194,8 +195,9 @@ def assign_layout_names(boxes: list[LeadNameBox], scores: np.ndarray, class_name
     if read_total - layout_total > SHUFFLED_MARGIN_PER_BOX * len(boxes):
         # the names as read, each printed once, explain the boxes far better than any known layout: a printed
         # order of its own whose rows happen to share their name families with a shifted known layout
-        return [replace(b, name=class_names[c], score=float(strength[i]))
-                for i, (b, c) in enumerate(zip(boxes, as_read))]
+        # (the boxes the layout placed, and those surely a name: header text read weakly stays out)
+        named = sorted(set(keep) | set(np.flatnonzero(strength >= MIN_READ_SCORE)))
+        return [replace(boxes[i], name=class_names[as_read[i]], score=float(strength[i])) for i in named]
     return [replace(boxes[i], name=class_names[cls[i]], score=float(strength[i])) for i in keep]
 
 
