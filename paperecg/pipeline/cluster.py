@@ -56,6 +56,16 @@ QUIET_LOCAL_CONFIG = {"distributed.admin.tick.interval": "1s", "distributed.work
                       "distributed.worker.profile.enabled": False}
 
 
+PRE_SPAWN_ENV = "distributed.nanny.pre-spawn-environ"
+
+
+def worker_process_env(pre_spawn: dict) -> dict:
+    """The environment a LocalCluster's nannies set before starting a worker, less MALLOC_TRIM_THRESHOLD_:
+    naming any of glibc's malloc thresholds turns off its dynamic mmap threshold, so every large array of a
+    page is mapped and zeroed anew (a page took 2.8 CPU s in a Dask worker, 1.6 s in a plain process)."""
+    return {k: v for k, v in pre_spawn.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+
+
 def start_client(scheduler: str | None, local_workers: int = 0, gpus: int = 0,
                  dashboard_address: str | None = ":8787") -> tuple[Client, LocalCluster | None, str]:
     """(client, the LocalCluster started here or None, a description). `scheduler`: an address; else a
@@ -67,6 +77,7 @@ def start_client(scheduler: str | None, local_workers: int = 0, gpus: int = 0,
     import dask
 
     dask.config.set(QUIET_LOCAL_CONFIG)  # the nannies hand this process's config to the workers they start
+    dask.config.set({PRE_SPAWN_ENV: worker_process_env(dask.config.get(PRE_SPAWN_ENV, {}))})
     cluster = LocalCluster(n_workers=local_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                            dashboard_address=dashboard_address, silence_logs=logging.ERROR, env=env)
     return Client(cluster), cluster, f"dask LocalCluster of {local_workers} workers"
