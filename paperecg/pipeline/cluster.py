@@ -57,6 +57,7 @@ QUIET_LOCAL_CONFIG = {"distributed.admin.tick.interval": "1s", "distributed.work
 
 
 PRE_SPAWN_ENV = "distributed.nanny.pre-spawn-environ"
+DASK_TRIM_THRESHOLD = "65536"  # distributed.yaml's value, which a nanny also writes into its own process's environment
 
 
 def worker_process_env(pre_spawn: dict) -> dict:
@@ -78,6 +79,8 @@ def start_client(scheduler: str | None, local_workers: int = 0, gpus: int = 0,
 
     dask.config.set(QUIET_LOCAL_CONFIG)  # the nannies hand this process's config to the workers they start
     dask.config.set({PRE_SPAWN_ENV: worker_process_env(dask.config.get(PRE_SPAWN_ENV, {}))})
+    if os.environ.get("MALLOC_TRIM_THRESHOLD_") == DASK_TRIM_THRESHOLD:  # left here by an earlier cluster's nanny
+        del os.environ["MALLOC_TRIM_THRESHOLD_"]
     cluster = LocalCluster(n_workers=local_workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                            dashboard_address=dashboard_address, silence_logs=logging.ERROR, env=env)
     return Client(cluster), cluster, f"dask LocalCluster of {local_workers} workers"
