@@ -163,8 +163,9 @@ def find_pulse(top: np.ndarray, bot: np.ndarray, col0: int, image_rgb: np.ndarra
         # thin grid lines can be as dark as the ink: an opening keeps only strokes >= 2 px thick; a
         # page printed with 1-px lines loses its pulse too, so then the raw ink gets a second look; thick major
         # lines as dark as the trace survive both, and are taken out for a last look
-        opened = binary_opening(raw, structure=np.ones((2, 2), dtype=bool))
-        inks = [opened, raw, without_grid_lines(opened, px_mm)]
+        clean = without_grid_lines(raw, px_mm)
+        inks = [binary_opening(ink, structure=np.ones((2, 2), dtype=bool)) if opened else ink
+                for ink in (raw, clean) for opened in (True, False)]
     else:
         # trace map only: rebuild the row's runs as a patch
         r_hi = int(max(r_hi, np.nanmax(bot) + 2 if np.isfinite(bot).any() else r_hi))
@@ -175,21 +176,19 @@ def find_pulse(top: np.ndarray, bot: np.ndarray, col0: int, image_rgb: np.ndarra
                 b = int(np.floor(bot[k])) - r_lo
                 ink[max(a, 0):max(b + 1, 0), k + col0 - c_lo] = True
         inks = [ink]
-    found = None
-    for ink in inks:
+    for ink in inks:  # the first reading that passes every check
         found = detect_pulse_in_patch(ink, px_mm, centre_y - r_lo)
-        if found is not None:
-            break
-    if found is None:
-        return None
-    # the signal follows the pulse directly (or the trace map holds the pulse): not a shape far away
-    fall = found["fall_x"] + c_lo
-    if not (col0 - 0.3 * px_s <= fall <= col0 + 0.4 * px_s):
-        return None
-    height = found["base_y"] - found["top_y"]
-    gain = snap_gain(height, px_mm)
-    if gain is None:
-        return None
-    return PulseInfo(baseline_y=found["base_y"] + r_lo, top_y=found["top_y"] + r_lo, height_px=height,
-                     mm_per_mv=gain, x0=found["x0"] + c_lo, x1=found["x1"] + c_lo,
-                     fall_x=found["fall_x"] + c_lo)
+        if found is None:
+            continue
+        # the signal follows the pulse directly (or the trace map holds the pulse): not a shape far away
+        fall = found["fall_x"] + c_lo
+        if not (col0 - 0.3 * px_s <= fall <= col0 + 0.4 * px_s):
+            continue
+        height = found["base_y"] - found["top_y"]
+        gain = snap_gain(height, px_mm)
+        if gain is None:
+            continue
+        return PulseInfo(baseline_y=found["base_y"] + r_lo, top_y=found["top_y"] + r_lo, height_px=height,
+                         mm_per_mv=gain, x0=found["x0"] + c_lo, x1=found["x1"] + c_lo,
+                         fall_x=found["fall_x"] + c_lo)
+    return None
