@@ -31,7 +31,7 @@ def warn(msg: str) -> None:
     print(f"[paperecg] {msg}", file=sys.stderr, flush=True)
 
 
-# --- the classification model as team_code sees it -----------------------------------------------------------------
+# --- the classification model as team_code sees it --------------------------------------------------
 
 CLASSIFIER_DIR = "classifier"
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
-from .frame import CANONICAL_PX_PER_MM, grid_darkness, local_mean, without_traces
+from .frame import CANONICAL_PX_PER_MM
+from .grid import grid_darkness, local_mean, resize_by, without_traces
 
 PERIODS_MM = (5.0, 1.0)  # the one with the stronger demodulated amplitude on the page is used
 BAND_MM = 10.0  # height of a band whose column profile is one measurement of the vertical lines
@@ -117,8 +117,4 @@ def time_axis_residual(image_rgb: np.ndarray, px_per_mm: float = CANONICAL_PX_PE
 def resize_to_canonical(image_rgb: np.ndarray, px_per_mm: float) -> np.ndarray:
     """A page at px_per_mm brought to the canonical scale (for pages the frame left at another scale)."""
     f = CANONICAL_PX_PER_MM / px_per_mm
-    if abs(f - 1.0) < 1e-3:
-        return image_rgb
-    h, w = image_rgb.shape[:2]
-    return cv2.resize(image_rgb, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA if f < 1 else
-                      cv2.INTER_LINEAR)
+    return image_rgb if abs(f - 1.0) < 1e-3 else resize_by(image_rgb, f)
