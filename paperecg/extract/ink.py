@@ -19,12 +19,10 @@ turned into NaN and spikes (real photos, lead II strip).
 A phone's steep QRS strokes are a pixel or two wide and fainter than the baseline: their ink breaks into
 pieces and loses the stroke's faint ends, while the map holds the whole stroke. With
 `InkParams.stroke_threshold` set, inside each vertical core run the stretch from the first to the last hit,
-and faint ink joined to a hit, are trace (`stroke_pixels`). Off by default: it reads real photos' R waves at
-full height (20 real photos: mean lead SNR 10.46 -> 11.59 dB, leads under 0.8 of the reference's range 23 %
--> 3 %; eik-dev/photo 16.21 -> 16.98 dB), but costs flat pages 2.8 dB (eik-dev/clean, 24 pages: 25.86 ->
-23.02): there a grid line as dark as the trace is a hit inside a stroke's core run, and filling or joining
-from it spreads the stroke sideways. Restricting it to long core runs or to well-covered stretches did not
-help; it wants a page-level switch (a photographed page) that the extractor does not have yet.
+and faint ink joined to a hit, are trace (`stroke_pixels`). It is off by default because on a flat scan a grid
+line as dark as the trace is a hit inside a stroke's core run, and filling or joining from it spreads the
+stroke sideways; the Digitizer sets it for pages the frame straightened, i.e. photographs
+(`pipeline/digitizer.extract_params_for`; figures in docs/tuning.md).
 """
 from __future__ import annotations
 
@@ -45,8 +43,8 @@ class InkParams:
     min_core_px: int = 200  # fewer confident pixels than this: the page's ink level is not known, keep the map
     min_contrast: float = 8.0  # trace ink this close to the paper's (of 255): the ink says nothing, keep the map
     threshold: float = 0.85  # ink score that counts as trace (0.8-0.85 beat 0.7 and 0.9 on eik-dev pages)
-    # a thin, faint stroke's ink inside the core (stroke_pixels): the faint level that joins a hit (0.6 beat 0.5
-    # and 0.3 on real photos and eik-dev/photo); None: off (see the module's note)
+    # a thin, faint stroke's ink inside the core (stroke_pixels): the faint level that joins a hit; None: off
+    # (see the module's note)
     stroke_threshold: float | None = None
 
 
