@@ -1,12 +1,12 @@
 """Pages scanned at 50-100 dpi and resized to the canonical 200 dpi (rectify/frame.py 'scale'): the trace map
-is read as it is, not sharpened with the page's ink (extract/core.py map_finer_than_scan)."""
+is read as it is, not sharpened with the page's ink (extract/ink.py map_finer_than_scan)."""
 import cv2
 import numpy as np
 import pytest
 from conftest import LEADS_12, synthetic_ecg
 
 from paperecg.extract import extract_signal
-from paperecg.extract.core import map_finer_than_scan
+from paperecg.extract.ink import map_finer_than_scan
 from paperecg.geometry import MM_PER_INCH, Box, LeadNameBox
 from paperecg.render.page import RenderStyle, render_page
 from paperecg.score.evaluate import score_signals
@@ -61,7 +61,7 @@ def test_map_finer_than_scan():
 def test_a_scan_too_coarse_for_the_1mm_lines_keeps_its_true_scale(dpi):
     """At 50-53 dpi the 1-mm lines are 2 px apart in the scan, aliased; enlarged to 200 dpi, the grid's comb
     reads 5/4 of the true scale (9.84 px/mm) unless the search stays near the page-size scale."""
-    from paperecg.extract.core import page_geometry
+    from paperecg.extract.scale import page_geometry
 
     image, _, _, _, _ = _low_dpi_page(dpi, 1)
     geometry, _ = page_geometry(image, image.shape[:2], source_px_per_mm=dpi / MM_PER_INCH)
@@ -70,7 +70,7 @@ def test_a_scan_too_coarse_for_the_1mm_lines_keeps_its_true_scale(dpi):
 
 
 def test_square_grid_keeps_the_axis_the_page_size_agrees_with():
-    from paperecg.extract.core import square_grid
+    from paperecg.extract.scale import square_grid
     from paperecg.extract.scale import AxisScale, GridScale
 
     misread = GridScale(AxisScale(7.75, 20.0, True), AxisScale(5.06, 20.0, True))
@@ -83,7 +83,7 @@ def test_square_grid_keeps_the_axis_the_page_size_agrees_with():
 def test_cell_edges_next_to_another_cell_are_left_out():
     """Only the ends where a row passes from one lead to the next (and ECG-Image-Kit prints its separator
     bar) lose samples; a row's outer ends and a full-length strip keep theirs."""
-    from paperecg.extract.core import trim_cell_edges
+    from paperecg.extract.combine import trim_cell_edges
 
     vals = np.arange(250, dtype=np.float64)
     row_starts = [250, 500, 750]  # a 3x4 row: cells at 0, 250, 500, 750 of 1000 samples

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from paperecg.extract.cells import cells_from_boxes, layout_for_row_count
-from paperecg.extract.core import combine_readings, row_time_span
+from paperecg.extract.combine import combine_readings
+from paperecg.extract.timeaxis import row_time_span
 from paperecg.extract.fit import fit_samples
 from paperecg.extract.pulse import detect_pulse_in_patch, snap_gain
 from paperecg.extract.readout import centre_path
@@ -370,7 +371,8 @@ def test_combine_readings_leaves_out_a_reading_unlike_the_longest():
 def test_a_row_starting_late_is_put_on_the_others_time_axis_when_their_starts_spread():
     """A curled photo's rows start a few pixels apart (no two within the tolerance); the strip whose first
     50 px lay outside the photo (real photo 03424) still belongs on their time axis."""
-    from paperecg.extract.core import align_row_starts, empty_row
+    from paperecg.extract.timeaxis import align_row_starts
+    from paperecg.extract.types import empty_row
 
     rows = []
     for y, x0 in zip((800.0, 1080.0, 1375.0, 1636.0), (251.5, 255.0, 264.5, 310.5)):
@@ -384,7 +386,7 @@ def test_a_row_starting_late_is_put_on_the_others_time_axis_when_their_starts_sp
 
 
 def test_row_span_leaves_out_a_speck_at_the_page_edge():
-    from paperecg.extract.core import _first_last
+    from paperecg.extract.timeaxis import _first_last
 
     valid = np.zeros(2200, bool)
     valid[2:14] = True  # a speck of the dark border
@@ -401,7 +403,7 @@ def test_row_span_leaves_out_a_speck_at_the_page_edge():
 def test_a_thin_run_past_the_trace_does_not_move_the_row_end():
     """The row's ends fix its time axis: a thin run the tracker now follows past the trace's end (a wisp of
     the map) must not move it (eik-dev/lowdpi 00184: one zero-length run moved every row's start, -3.6 dB)."""
-    from paperecg.extract.core import row_end_columns
+    from paperecg.extract.timeaxis import row_end_columns
 
     mask = np.zeros((100, 60), np.float32)
     mask[49:52, 5:40] = 1.0
@@ -434,21 +436,21 @@ def test_a_fit_running_off_past_the_ink_beside_a_gap_keeps_the_centre_path(monke
     """The polyline fit follows the trace's slope; beside a gap it can run on along it far from any ink (real
     photos: flat columns read up to 1 mV high next to a gap, drawn as spikes). Such a sample keeps the plain
     centre path; fitted samples within the ink are kept as fitted."""
-    import paperecg.extract.core as core
+    import paperecg.extract.readout as readout
     from paperecg.geometry import PageGeometry
 
     n = 100
     top = np.full(n, 99.0)
     bot = np.full(n, 101.0)
     top[50:60] = bot[50:60] = np.nan  # a gap in the trace
-    rt = core.RowTrace(centre_y=100.0, baseline_y=100.0, x_first=0.0, x_last=99.0, top=top, bot=bot, col0=0,
+    rt = readout.RowTrace(centre_y=100.0, baseline_y=100.0, x_first=0.0, x_last=99.0, top=top, bot=bot, col0=0,
                        shared=np.zeros(n, bool), w_top=np.ones(n), w_bot=np.ones(n))
     fitted = np.full(n, 100.4)
     fitted[46:50] = [96.0, 90.0, 80.0, 60.0]  # the fit climbing away into the gap
 
-    monkeypatch.setattr(core, "_fit_row", lambda *a, **k: (np.arange(n), fitted.copy(), 0.0))
+    monkeypatch.setattr(readout, "fit_row", lambda *a, **k: (np.arange(n), fitted.copy(), 0.0))
     geometry = PageGeometry(8.0, 8.0)
-    mv = core._row_samples(rt, 1.0, n, 2.0, geometry, refine=True, pen_width_px=2.0)
+    mv = readout.row_samples(rt, 1.0, n, 2.0, geometry, refine=True, pen_width_px=2.0)
     y = rt.baseline_y - mv * geometry.px_per_mv
     assert np.all(np.abs(y[40:50] - 100.0) < 5.0)  # no spike: within half a millimetre of the columns' ink
     assert np.allclose(y[10:40], 100.4)  # fitted values inside the ink stand

@@ -164,7 +164,7 @@ def test_random_styles_draw_the_new_layouts():
 
 
 def test_a_missed_row_keeps_the_other_rows_in_their_places():
-    from paperecg.extract.core import row_slots
+    from paperecg.extract.cells import row_slots
 
     assert row_slots(np.array([0.0, 100.0, 200.0, 300.0])) == [0, 1, 2, 3]
     assert row_slots(np.array([0.0, 100.0, 200.0, 400.0, 500.0])) == [0, 1, 2, -1, 3, 4]

@@ -151,7 +151,7 @@ def test_page_name_figures_count_named_boxes():
 # --- one record, several pages ---------------------------------------------------------------------------
 
 def _extraction(signal, confidence):
-    from paperecg.extract.core import Extraction
+    from paperecg.extract import Extraction
     from paperecg.geometry import PageGeometry
 
     return Extraction(signal, PageGeometry(8.0, 8.0), {n: confidence for n in LEADS_12})

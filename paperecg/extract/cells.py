@@ -5,18 +5,24 @@ row's baseline, above or below) and to the stretch of that row from its x to the
 arrangement is then compared with the known layouts (`paperecg.layouts.LAYOUTS`: textbook, ECG-Image-Kit,
 Cabrera orders): when one explains nearly every name, its cells give each stretch's time window (ECG-Image-Kit's
 6x2 prints the first 5 s in both columns, which the x position alone cannot tell) and its sign (-aVR), and fill in
-names the detector missed. Otherwise each stretch's window is its place on the page's time axis.
+names the detector missed. Otherwise each stretch's window is its place on the page's time axis, and where the
+names are in an order no known layout has, a full-length strip's beats tell whether later columns show their own
+window or the first one (`choose_column_windows`).
 
-Without boxes: a standard layout chosen by the number of rows found (`layout_for_row_count`).
+Without boxes: a standard layout chosen by the number of rows found (`layout_for_row_count`; six rows: 3x4+3 or
+6x2 by the rhythm strips' likeness to the grid's windows, `choose_six_row_layout`); a row not found keeps its
+place on the row pitch (`row_slots`). `choose_cells` tells that story.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ..geometry import LeadNameBox
 from ..layouts import LAYOUTS, Layout, align_rows, printed_lead
+from .readout import quick_row_values
+from .types import RowTrace
 
 MIN_LAYOUT_AGREEMENT = 0.75  # share of the name boxes a known layout must explain to be taken
 COL_TOL = 0.06  # a name may start this fraction of the time axis before its cell's page position
@@ -34,6 +40,10 @@ class RowCell:
     sign: int = 1  # -1: the printed trace is the inverted lead (Cabrera's -aVR)
     page_start: int | None = None  # sample position on the row's own time axis where the stretch begins
     # (differs from start when columns show simultaneous windows); None: same as start
+
+    def start_on_row(self) -> int:
+        """Where the stretch begins on its row's time axis (in samples)."""
+        return self.start if self.page_start is None else self.page_start
 
 
 def layout_for_row_count(num_rows: int) -> str | None:
@@ -279,3 +289,153 @@ def _cells_from_positions(named: list[_Named], row_x0: np.ndarray, row_x1: np.nd
             if s1 > s0:
                 out.append(RowCell(n.lead, r, s0, min(s1, num_samples), "boxes", n.sign))
     return out
+
+
+@dataclass
+class CellChoice:
+    cells: list[RowCell]
+    layout: str | None  # the known layout the cells come from (None: names in an order of their own)
+    notes: list[str] = field(default_factory=list)
+
+
+def choose_cells(rows: list[RowTrace], centres: np.ndarray, lead_name_boxes: list[LeadNameBox] | None,
+                 fs_hz: float, px_per_sample: float, num_samples: int, width_px: float) -> CellChoice:
+    """The page's cells: from the lead names when they are given and placed, else a standard layout by the
+    number of rows; then the row's samples where each cell's stretch begins (`RowTrace.cell_starts`)."""
+    usable = [i for i, rt in enumerate(rows) if np.isfinite(rt.x_first)]
+    cells: list[RowCell] = []
+    layout_name = None
+    notes: list[str] = []
+    if lead_name_boxes:
+        cells = cells_from_boxes(lead_name_boxes, centres, np.array([rt.x_first for rt in rows]),
+                                 np.array([rt.x_last for rt in rows]), px_per_sample, num_samples)
+        if cells:
+            notes.append(f"lead identity from {len(lead_name_boxes)} printed names ({cells[0].source})")
+            matched = {c.source.split("+", 1)[1] for c in cells if c.source.startswith("boxes+")}
+            if len(matched) == 1:  # the names matched one known layout: say which
+                layout_name = matched.pop()
+    if not cells:
+        slots = row_slots(np.array([rows[i].centre_y for i in usable]))
+        if len(slots) != len(usable) and layout_for_row_count(len(slots)) is not None:
+            # a row of the page was not found (a lead drifting far off its baseline): the others keep their
+            # places on the row pitch
+            usable = [usable[k] if k >= 0 else -1 for k in slots]
+        layout_name = layout_for_row_count(len(usable))
+        if layout_name is None:
+            layout_name = _nearest_layout(len(usable))
+        if layout_name == "3x4+3":
+            layout_name = choose_six_row_layout([rows[i] for i in usable if i >= 0], px_per_sample, num_samples,
+                                                width_px)
+        cells = [c for c in cells_from_layout(layout_name, num_samples, usable) if c.row >= 0]
+        notes.append(f"no lead names {'placed' if lead_name_boxes else 'given'}: layout {layout_name} assumed "
+                     f"from {sum(i >= 0 for i in usable)} rows in {len(usable)} row places")
+    if cells and cells[0].source == "boxes":  # names in an order no known layout has: windows from the page
+        cells, moved = choose_column_windows(cells, rows, fs_hz, px_per_sample, num_samples, width_px)
+        if moved:
+            notes.append(f"columns at {moved} (samples on the time axis) show the first column's time window "
+                         "(their beats line up with the full-length strip's there)")
+    for cell in cells:
+        if cell.start_on_row() > 0:
+            rows[cell.row].cell_starts.append(cell.start_on_row())
+    return CellChoice(cells, layout_name, notes)
+
+
+def row_slots(centres: np.ndarray) -> list[int]:
+    """Row slots of a page from its found rows' centres (top to bottom) on the median row pitch: the index of
+    the found row in each slot, -1 for a slot no row was found in (at most one in a row, and only where the
+    gap is clearly two pitches). [0, 1, ..., n-1] when nothing is missing."""
+    n = centres.size
+    if n < 3:
+        return list(range(n))
+    pitch = float(np.median(np.diff(centres)))
+    out = [0]
+    for k in range(1, n):
+        gap = (centres[k] - centres[k - 1]) / pitch
+        if 1.75 < gap < 2.3:
+            out.append(-1)
+        out.append(k)
+    return out
+
+
+def _nearest_layout(num_rows: int) -> str:
+    return min(LAYOUTS, key=lambda k: (abs(LAYOUTS[k].num_rows - num_rows), k != "3x4+1"))
+
+
+def choose_six_row_layout(rows: list[RowTrace], px_per_sample: float, num_samples: int, width_px: float) -> str:
+    """3x4+3 or 6x2: both have six full-width rows. In 3x4+3 the three rhythm strips repeat what the grid
+    shows in one quarter each (II in row 1's first quarter, V1 in row 0's third, V5 in row 1's last);
+    in 6x2 those windows hold different leads. Decide by the correlation over the three windows."""
+    if len(rows) != 6:
+        return "3x4+3"
+    vals = [quick_row_values(rt, px_per_sample, num_samples, width_px) for rt in rows]
+    q = num_samples // 4
+    pairs = [(1, 4, 0), (0, 3, 2), (1, 5, 3)]  # (grid row, rhythm row, quarter)
+    corrs = []
+    for a, b, k in pairs:
+        u, v = vals[a][k * q:(k + 1) * q], vals[b][k * q:(k + 1) * q]
+        ok = np.isfinite(u) & np.isfinite(v)
+        if ok.sum() < 0.5 * q or np.std(u[ok]) < 1e-6 or np.std(v[ok]) < 1e-6:
+            continue
+        corrs.append(float(np.corrcoef(u[ok], v[ok])[0, 1]))
+    if corrs and float(np.mean(corrs)) < 0.8:
+        return "6x2"
+    return "3x4+3"
+
+
+def beat_activity(values_px: np.ndarray, fs_hz: float) -> np.ndarray:
+    """How fast a row's trace moves at each sample (|slope|, smoothed over ~30 ms; 0 off the trace): its peaks
+    are the QRS complexes, at the same times in every lead of one record."""
+    from scipy.ndimage import gaussian_filter1d
+
+    slope = np.abs(np.diff(values_px, prepend=values_px[:1]))
+    slope = np.nan_to_num(slope, nan=0.0)
+    return gaussian_filter1d(slope, sigma=max(1.0, 0.03 * fs_hz))
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    if a.size < 3 or np.std(a) < 1e-9 or np.std(b) < 1e-9:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def choose_column_windows(cells: list[RowCell], rows: list[RowTrace], fs_hz: float, px_per_sample: float,
+                          num_samples: int, width_px: float, margin: float = 0.15
+                          ) -> tuple[list[RowCell], list[int]]:
+    """Time windows of later columns when only their place on the page is known: a column printed at
+    [s0, s1) of the time axis shows either that window (consecutive columns) or the first one, [0, s1 - s0)
+    (simultaneous columns, as ECG-Image-Kit's 6x2). A full-length strip decides: all leads beat together, so
+    the column's beats line up with the strip's in its true window. The simultaneous reading needs to win by
+    `margin` in mean correlation (a regular rhythm lines up both ways; then the page position stands).
+    Returns the cells (moved ones with start 0 and page_start s0) and the moved columns' s0."""
+    full = [c for c in cells if c.start == 0 and c.end >= 0.95 * num_samples and np.isfinite(rows[c.row].x_first)]
+    if not full:
+        return cells, []
+    ref = beat_activity(quick_row_values(rows[full[0].row], px_per_sample, num_samples, width_px), fs_hz)
+    groups: dict[int, list[RowCell]] = {}
+    for c in cells:
+        if c.start > 0 and c.page_start in (None, c.start) and c.row != full[0].row:
+            groups.setdefault(c.start, []).append(c)
+    activity: dict[int, np.ndarray] = {}
+    moved = []
+    for s0, members in sorted(groups.items()):
+        length = min(c.end - c.start for c in members)
+        if length < fs_hz:  # under a second holds too few beats to tell
+            continue
+        cons, sim = [], []
+        for c in members:
+            if c.row not in activity:
+                activity[c.row] = beat_activity(
+                    quick_row_values(rows[c.row], px_per_sample, num_samples, width_px), fs_hz)
+            a = activity[c.row][s0:s0 + length]
+            cons.append(_corr(a, ref[s0:s0 + length]))
+            sim.append(_corr(a, ref[:length]))
+        if np.isfinite(sim).any() and np.nanmean(sim) > np.nanmean(cons) + margin:
+            moved.append(s0)
+    if not moved:
+        return cells, []
+    out = []
+    for c in cells:
+        if c.start in moved and c.page_start in (None, c.start) and c.row != full[0].row:
+            c = replace(c, start=0, end=c.end - c.start, page_start=c.start)
+        out.append(c)
+    return out, moved

@@ -16,6 +16,11 @@ import numpy as np
 from ..geometry import MAJOR_MM, LeadNameBox, PageGeometry, page_size_px_per_mm
 
 
+# Below this scan resolution (about 63 dpi) the 1-mm grid lines are less than 2.5 px apart in the scan.
+UNRESOLVED_GRID_PX_PER_MM = 2.5
+PAGE_SIZE_FACTOR = 1.2  # search range of the grid scale around the page-size scale there (5/4 is out)
+
+
 @dataclass
 class AxisScale:
     px_per_mm: float
@@ -285,3 +290,32 @@ def gridless_geometry(geometry: PageGeometry, grid: GridScale | None, boxes: lis
         return geometry, None
     agree = f" (lead-name columns agree: {by_names[0]:.3f})" if by_names is not None else ""
     return geometry, f"no grid: scale from the page size, {geometry.px_per_mm_x:.3f} px/mm{agree}"
+
+
+def square_grid(grid: GridScale, page_px_per_mm: float, max_ratio: float = 1.15) -> GridScale:
+    """Grid squares are square: when the two axes' scales differ by more than max_ratio (scanners differ by
+    a few %), one axis misread its comb (an aliased 1-mm grid, a 5/4 confusion); the axis nearer the
+    page-size scale stands for both. (A 53-dpi ECG-Image-Kit page read 7.75 px/mm across and 5.06 down on a
+    page whose size says 5.05.)"""
+    x, y = grid.x, grid.y
+    if not (x.found and y.found) or max(x.px_per_mm, y.px_per_mm) <= max_ratio * min(x.px_per_mm, y.px_per_mm):
+        return grid
+    keep = x if abs(np.log(x.px_per_mm / page_px_per_mm)) <= abs(np.log(y.px_per_mm / page_px_per_mm)) else y
+    return GridScale(keep, keep)
+
+
+def page_geometry(image_rgb: np.ndarray | None, shape_hw: tuple[int, int], source_px_per_mm: float | None = None
+                  ) -> tuple[PageGeometry, GridScale | None]:
+    """Scale from the grid when the image shows one, else from the page size (letter printout).
+
+    A scan too coarse to resolve the 1-mm lines (source_px_per_mm under UNRESOLVED_GRID_PX_PER_MM) shows them
+    aliased, and the grid's comb then fits 5/4 of the true scale as well; such a scan is of a whole page
+    (nobody scans a close-up at 60 dpi), so the search stays within PAGE_SIZE_FACTOR of the page-size scale."""
+    if image_rgb is not None:
+        coarse_scan = source_px_per_mm is not None and 0 < source_px_per_mm < UNRESOLVED_GRID_PX_PER_MM
+        grid = estimate_grid_scale(image_rgb, prior_factor=PAGE_SIZE_FACTOR) if coarse_scan else \
+            estimate_grid_scale(image_rgb)
+        grid = square_grid(grid, page_size_px_per_mm(*shape_hw))
+        return grid.geometry(), grid
+    p = page_size_px_per_mm(*shape_hw)
+    return PageGeometry(p, p), None

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from paperecg.extract import Extraction, extract_signal
-from paperecg.extract.core import ExtractParams
+from paperecg.extract import Extraction, ExtractParams, extract_signal
 from paperecg.extract.ink import InkParams
 from paperecg.records.header import HeaderInfo
 from paperecg.records.images import PageImage, load_pages
