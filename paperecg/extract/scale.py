@@ -14,10 +14,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..geometry import MAJOR_MM, LeadNameBox, PageGeometry, page_size_px_per_mm
+from ..rectify.grid import grid_unresolved
 
-
-# Below this scan resolution (about 63 dpi) the 1-mm grid lines are less than 2.5 px apart in the scan.
-UNRESOLVED_GRID_PX_PER_MM = 2.5
 PAGE_SIZE_FACTOR = 1.2  # search range of the grid scale around the page-size scale there (5/4 is out)
 
 
@@ -308,11 +306,11 @@ def page_geometry(image_rgb: np.ndarray | None, shape_hw: tuple[int, int], sourc
                   ) -> tuple[PageGeometry, GridScale | None]:
     """Scale from the grid when the image shows one, else from the page size (letter printout).
 
-    A scan too coarse to resolve the 1-mm lines (source_px_per_mm under UNRESOLVED_GRID_PX_PER_MM) shows them
-    aliased, and the grid's comb then fits 5/4 of the true scale as well; such a scan is of a whole page
-    (nobody scans a close-up at 60 dpi), so the search stays within PAGE_SIZE_FACTOR of the page-size scale."""
+    A scan too coarse to resolve the 1-mm lines (rectify.grid.grid_unresolved(source_px_per_mm)) shows them
+    aliased, and the grid's comb then fits 5/4 of the true scale as well; such a scan is of a whole page, so
+    the search stays within PAGE_SIZE_FACTOR of the page-size scale."""
     if image_rgb is not None:
-        coarse_scan = source_px_per_mm is not None and 0 < source_px_per_mm < UNRESOLVED_GRID_PX_PER_MM
+        coarse_scan = source_px_per_mm is not None and grid_unresolved(source_px_per_mm)
         grid = estimate_grid_scale(image_rgb, prior_factor=PAGE_SIZE_FACTOR) if coarse_scan else \
             estimate_grid_scale(image_rgb)
         grid = square_grid(grid, page_size_px_per_mm(*shape_hw))

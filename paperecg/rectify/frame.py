@@ -40,8 +40,8 @@ import numpy as np
 
 from ..geometry import MAJOR_MM, MM_PER_INCH, Box, LeadNameBox, page_size_px_per_mm
 from ..warp import MeshWarp, apply_homography, similarity_fit
-from .grid import (LATTICE_PER_PERIOD, GlobalGrid, TileGrid, find_global_grid, grid_darkness, grow_from, local_mean,
-                   measure_tiles, resize_by, unwrap_tiles, without_traces)
+from .grid import (LATTICE_PER_PERIOD, GlobalGrid, TileGrid, find_global_grid, grid_darkness, grid_unresolved,
+                   grow_from, local_mean, measure_tiles, resize_by, unwrap_tiles, without_traces)
 
 LOG = logging.getLogger(__name__)
 
@@ -69,8 +69,8 @@ PERSPECTIVE_MIN_MM = 0.4
 SCALE_TOLERANCE = 0.03  # |scale - 1| below this on a flat page: no resampling at all
 MESH_STEP_MM = 5.0
 RELATIVE_TILE_SNR = 0.0  # a grid tile's strength, as a share of the page's 75th percentile tile
-LOW_RES_PAGE_PX_PER_MM = 2.6  # a whole-page scan coarser than this (66 dpi): the grid reading is checked
-LOW_RES_SCALE_AGREEMENT = 0.1  # against the page size, which replaces it when they differ by more than this
+# on a page too coarse to resolve its 1-mm lines (grid.grid_unresolved) the grid reading is checked against
+LOW_RES_SCALE_AGREEMENT = 0.1  # the page size, which replaces it when they differ by more than this
 LOW_RES_PX_PER_MM = 4.0  # below this (about 100 dpi) a page is only resized, never warped
 MIN_INLIER_SHARE = 0.4  # fewer grid tiles than this share on the fitted surface: scale only
 EXTENT_MARGIN_MM = 8.0  # paper kept beyond the outermost grid tiles' centres
@@ -243,16 +243,16 @@ def find_page_frame(image_rgb: np.ndarray, log=None) -> PageFrame:
 
 
 def _checked_low_res_scale(frame: PageFrame, shape_hw: tuple[int, int]) -> PageFrame:
-    """On a scan too coarse to resolve the 1-mm lines (under LOW_RES_PAGE_PX_PER_MM, about 66 dpi, if it is a
-    whole page) the grid reading can lock onto an alias (ECG-Image-Kit 51-53 dpi scans read 1.43-1.74x
-    their true scale, every coarser-than-66-dpi page of the set there, while all 20 of their 66-106 dpi
-    pages agreed with the page size to 0.1 %): there a resize that disagrees with the page size by more
-    than LOW_RES_SCALE_AGREEMENT takes the page size instead. A reading at LOW_RES_PX_PER_MM or finer stands
-    (a small image read that fine is a crop of a page, not a coarse whole page)."""
+    """On a scan too coarse to resolve the 1-mm lines (grid.UNRESOLVED_GRID_PX_PER_MM by the page size, if it is
+    a whole page) the grid reading can lock onto an alias (ECG-Image-Kit 51-53 dpi scans read 1.43-1.74x
+    their true scale, while all 20 of their 66-106 dpi pages agreed with the page size to 0.1 %): there a
+    resize that disagrees with the page size by more than LOW_RES_SCALE_AGREEMENT takes the page size instead.
+    A reading at LOW_RES_PX_PER_MM or finer stands (a small image read that fine is a crop of a page, not a
+    coarse whole page)."""
     if frame.method != "scale" or frame.source_px_per_mm >= LOW_RES_PX_PER_MM:
         return frame
     page_ppm = page_size_px_per_mm(*shape_hw)
-    if page_ppm >= LOW_RES_PAGE_PX_PER_MM or abs(frame.source_px_per_mm / page_ppm - 1.0) <= LOW_RES_SCALE_AGREEMENT:
+    if not grid_unresolved(page_ppm) or abs(frame.source_px_per_mm / page_ppm - 1.0) <= LOW_RES_SCALE_AGREEMENT:
         return frame
     return _scale_frame(shape_hw, page_ppm, frame,
                         f"grid read {frame.source_px_per_mm:.2f} px/mm on a coarse scan: page size used instead")

@@ -37,6 +37,21 @@ LATTICE_PER_PERIOD = 5  # 1-mm lines per 5-mm period: tiles are placed on the 1-
 TRACE_LEVEL_FACTOR = 4.0  # darker than this times the page's 90th percentile: trace or print, not grid
 NUM_PHASE_HARMONICS = 5  # harmonics of the 5-mm period that locate a tile's lines (the 5th: 1-mm lines)
 
+# The coarse-scan rule, one for the frame and the extractor. A whole page scanned coarser than this (about
+# 64 dpi) shows its 1-mm grid lines less than 2.5 px apart, aliased: a comb over the page's spectrum then fits
+# 5/4 of the true scale (or 1.4-1.7x: ECG-Image-Kit's 51-53-dpi scans) as well as the true one, while every
+# 66-106-dpi page of that set read its grid to 0.1 % of the page size. Such a scan is of a whole page (nobody
+# scans a close-up at 60 dpi), so the page size checks the grid reading there: the frame takes the page size
+# when they disagree (frame._checked_low_res_scale), and the extractor searches the grid's period near it
+# (extract/scale.page_geometry). (The frame's check was at 2.6 px/mm, the extractor's at 2.5: one value now,
+# bit-identical on every eik-dev page, the only two between them being lowdpi 00748 at 2.52 and 00515 at 2.598.)
+UNRESOLVED_GRID_PX_PER_MM = 2.5
+
+
+def grid_unresolved(px_per_mm: float) -> bool:
+    """Whether a whole page at this scale (px per mm; NaN: unknown) is too coarse to resolve its 1-mm lines."""
+    return 0 < px_per_mm < UNRESOLVED_GRID_PX_PER_MM
+
 
 def _channel_range(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(min, max) over the colour channels (channel-wise: numpy's reductions over a last axis of 3 are slow)."""
