@@ -352,3 +352,30 @@ def test_a_slight_perspective_is_straightened_not_taken_for_a_flat_page():
     assert frame.method == "grid"
     assert 0.4 < frame.perspective_mm < 1.5
     assert np.percentile(_residual_mm(frame, xy, mm), 95) < 0.2
+
+
+def test_frame_and_extractor_share_one_coarse_scan_rule(monkeypatch):
+    """One rule (rectify.grid.grid_unresolved) says whether a whole page is too coarse to resolve its 1-mm grid:
+    there the frame checks the grid's reading against the page size, and the extractor searches the grid's period
+    near the page-size scale. Two thresholds (2.6 px/mm in the frame, 2.5 in the extractor) left a 65-dpi page
+    checked by one and not by the other."""
+    import paperecg.extract.scale as scale
+    from paperecg.geometry import page_size_px_per_mm
+    from paperecg.rectify.frame import _checked_low_res_scale, _scale_frame
+
+    searched_near_page: list[bool] = []
+
+    def spy(image_rgb, exclude=None, prior_px_per_mm=None, prior_factor=1.6):
+        searched_near_page.append(prior_factor < 1.6)
+        axis = scale.AxisScale(8.0, 10.0, True)
+        return scale.GridScale(axis, axis)
+
+    monkeypatch.setattr(scale, "estimate_grid_scale", spy)
+    for ppm in (2.3, 2.45, 2.55, 2.7):
+        shape = (round(215.9 * ppm), round(279.4 * ppm))
+        page = page_size_px_per_mm(*shape)
+        aliased = 1.4 * page  # an alias of the 1-mm lines
+        frame_checks = _checked_low_res_scale(_scale_frame(shape, aliased), shape).source_px_per_mm != aliased
+        searched_near_page.clear()
+        scale.page_geometry(np.full(shape + (3,), 255, np.uint8), shape, source_px_per_mm=page)
+        assert frame_checks == searched_near_page[0] == (ppm < 2.5), ppm

