@@ -13,6 +13,7 @@ import json
 import math
 import os
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -265,6 +266,68 @@ def train_image_net(cfg: ClassifierConfig, records: list[TrainRecord], y: np.nda
 
 # --- orchestration --------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class _Run:
+    """This training process: its device and place in a DDP group (rank 0 alone writes), where checkpoints go."""
+
+    device: torch.device
+    rank: int
+    world: int
+    work_dir: str  # OUT/_work: the per-fold and image checkpoints
+    resume: bool  # take a fold's checkpoint when it is there
+    verbose: bool
+
+
+def _train_signal_folds(cfg: ClassifierConfig, settings: dict, run: _Run, records: list[TrainRecord], y: np.ndarray,
+                        folds_all: np.ndarray, k: int, minutes: float, seed: int
+                        ) -> tuple[list[nn.Module], np.ndarray]:
+    """The signal branch: k fold models of the records with a signal (one on all of them for k = 1) and their
+    out-of-fold scores (records x classes, NaN where a record has none). Under torchrun fold f is trained by
+    rank f % world and sent to the others; rank 0 alone checkpoints every fold to run.work_dir."""
+    from safetensors.torch import load_file, save_file
+
+    device, rank, world = run.device, run.rank, run.world
+    sig_idx = np.array([i for i, r in enumerate(records) if r.x is not None])
+    xs = [r.x for r in records]
+    demo = [(r.info.age, r.info.sex) for r in records]
+    views = [validation_signal_view(x, seed + i) if x is not None else None for i, x in enumerate(xs)]
+    side_stats = side_feature_stats([views[i] for i in sig_idx], [demo[i] for i in sig_idx]) if len(sig_idx) else None
+    signal_nets: list[nn.Module] = []
+    oof = np.full((len(records), len(CLASSES)), np.nan, dtype=np.float64)
+    n_folds = k if len(sig_idx) else 0
+    fold_states: dict[int, dict] = {}
+    for f in range(n_folds):
+        path = os.path.join(run.work_dir, f"signal_{f}.safetensors")
+        if f % world != rank:
+            continue
+        if run.resume and os.path.isfile(path):
+            fold_states[f] = load_file(path)
+            continue
+        tr = [i for i in sig_idx if folds_all[i] != f or k == 1]
+        _log(run.verbose, f"signal fold {f + 1}/{k}: {len(tr)} training records")
+        net = train_signal_net(cfg, [xs[i] for i in tr], [demo[i] for i in tr], y[tr], minutes / k,
+                               settings["signal_max_epochs"], device, seed + f, settings["signal_batch"],
+                               workers=settings["workers"], side_stats=side_stats, verbose=run.verbose)
+        fold_states[f] = {n: t.detach().cpu().contiguous() for n, t in net.state_dict().items()}
+    if world > 1:
+        for f in range(n_folds):
+            box = [fold_states.get(f)]
+            torch.distributed.broadcast_object_list(box, src=f % world)
+            fold_states[f] = box[0]
+    for f in range(n_folds):
+        path = os.path.join(run.work_dir, f"signal_{f}.safetensors")
+        if rank == 0 and not (run.resume and os.path.isfile(path)):
+            save_file(fold_states[f], path)
+        net = make_signal_net(cfg)
+        net.load_state_dict(fold_states[f])
+        net = net.to(device).eval()
+        signal_nets.append(net)
+        va = [i for i in sig_idx if folds_all[i] == f] if k > 1 else []
+        if va:
+            oof[va] = predict_signal(net, [views[i] for i in va], [HIDDEN_DEMOGRAPHICS] * len(va), device)
+    return signal_nets, oof
+
+
 def train_classifier(record_paths: list[str], out_dir: str, minutes: float | None = None,
                      signal_folds: int = 4, use_image: bool = True, image_arch: str = "resnet50",
                      image_size_px: int | None = None, seed: int = 0, resume: bool = False,
@@ -282,9 +345,9 @@ def train_classifier(record_paths: list[str], out_dir: str, minutes: float | Non
         # with it for the cores slow down many-fold
         torch.set_num_threads(max(1, set_threads() - settings["workers"]))
     rank, _local_rank, world = ddp_rank_world()
-    work_dir = os.path.join(out_dir, "_work")
+    run = _Run(device, rank, world, os.path.join(out_dir, "_work"), resume, verbose)
     if rank == 0:  # only rank 0 writes the model folder
-        os.makedirs(work_dir, exist_ok=True)
+        os.makedirs(run.work_dir, exist_ok=True)
 
     records = load_training_records(record_paths, verbose and rank == 0)
     y = labels_to_multi_hot([r.info.labels for r in records], CLASSES)
@@ -307,47 +370,8 @@ def train_classifier(record_paths: list[str], out_dir: str, minutes: float | Non
 
     k = int(min(max(2, signal_folds), len(sig_idx))) if len(sig_idx) >= 2 else 1
     folds_all = make_folds(y, k, seed) if k > 1 else np.zeros(len(records), dtype=int)
-    xs = [r.x for r in records]
-    demo = [(r.info.age, r.info.sex) for r in records]
-    views = [validation_signal_view(x, seed + i) if x is not None else None for i, x in enumerate(xs)]
-
-    side_stats = side_feature_stats([views[i] for i in sig_idx], [demo[i] for i in sig_idx]) if len(sig_idx) else None
-    # signal branch: k fold models; under torchrun fold f is trained by rank f % world and sent to the
-    # others (rank 0 alone checkpoints every fold to work_dir)
-    signal_nets: list[nn.Module] = []
-    oof = np.full((len(records), len(CLASSES)), np.nan, dtype=np.float64)
-    from safetensors.torch import load_file, save_file
-    n_folds = k if len(sig_idx) else 0
-    fold_states: dict[int, dict] = {}
-    for f in range(n_folds):
-        path = os.path.join(work_dir, f"signal_{f}.safetensors")
-        if f % world != rank:
-            continue
-        if resume and os.path.isfile(path):
-            fold_states[f] = load_file(path)
-            continue
-        tr = [i for i in sig_idx if folds_all[i] != f or k == 1]
-        _log(verbose, f"signal fold {f + 1}/{k}: {len(tr)} training records")
-        net = train_signal_net(cfg, [xs[i] for i in tr], [demo[i] for i in tr], y[tr], signal_minutes / k,
-                               settings["signal_max_epochs"], device, seed + f, settings["signal_batch"],
-                               workers=settings["workers"], side_stats=side_stats, verbose=verbose)
-        fold_states[f] = {n: t.detach().cpu().contiguous() for n, t in net.state_dict().items()}
-    if world > 1:
-        for f in range(n_folds):
-            box = [fold_states.get(f)]
-            torch.distributed.broadcast_object_list(box, src=f % world)
-            fold_states[f] = box[0]
-    for f in range(n_folds):
-        path = os.path.join(work_dir, f"signal_{f}.safetensors")
-        if rank == 0 and not (resume and os.path.isfile(path)):
-            save_file(fold_states[f], path)
-        net = make_signal_net(cfg)
-        net.load_state_dict(fold_states[f])
-        net = net.to(device).eval()
-        signal_nets.append(net)
-        va = [i for i in sig_idx if folds_all[i] == f] if k > 1 else []
-        if va:
-            oof[va] = predict_signal(net, [views[i] for i in va], [HIDDEN_DEMOGRAPHICS] * len(va), device)
+    signal_nets, oof = _train_signal_folds(cfg, settings, run, records, y, folds_all, k, signal_minutes, seed)
+    n_folds = len(signal_nets)
 
     # image branch: trained on every record outside fold 0, validated on fold 0
     image_net, image_init = None, None
@@ -363,7 +387,7 @@ def train_classifier(record_paths: list[str], out_dir: str, minutes: float | Non
                                     f"{cfg.image_arch} at {cfg.image_size_px}px")
         image_net = train_image_net(cfg, [records[i] for i in tr], y[tr], image_minutes,
                                     settings["image_max_epochs"], device, seed, settings["image_batch"],
-                                    profile.amp, settings["workers"], work_dir,
+                                    profile.amp, settings["workers"], run.work_dir,
                                     imagenet, resume, verbose and rank == 0)
         if device.type == "cpu":
             torch.set_num_threads(set_threads())  # the loader worker is gone: inference gets every core
@@ -377,7 +401,8 @@ def train_classifier(record_paths: list[str], out_dir: str, minutes: float | Non
                    "class_counts": {c: int(n) for c, n in zip(CLASSES, y.sum(0))}, "image_init": image_init}
     notes.update(tune_decisions(cfg, oof, p_img_val, y, val, trained, seed))
     if p_img_val is not None and rank == 0:
-        np.savez_compressed(os.path.join(work_dir, "val_probs.npz"), oof=oof, image_val=p_img_val, val_index=val, y=y)
+        np.savez_compressed(os.path.join(run.work_dir, "val_probs.npz"), oof=oof, image_val=p_img_val, val_index=val,
+                            y=y)
     # measurement + CNN fusion (classify/fusion.py; rank 0, from the fold models' out-of-fold scores)
     fusion = None
     if rank == 0 and n_folds > 1:
