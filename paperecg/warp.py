@@ -17,6 +17,7 @@ flat page); a base module so that both layers can share it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -28,6 +29,19 @@ def apply_homography(h: np.ndarray, xy: np.ndarray) -> np.ndarray:
     out = pts @ h[:, :2].T + h[:, 2]
     with np.errstate(divide="ignore", invalid="ignore"):
         return out[:, :2] / out[:, 2:3]
+
+
+def invert_homography_plus(h: np.ndarray, residual: Callable[[np.ndarray], np.ndarray] | None, q: np.ndarray,
+                           iterations: int) -> np.ndarray:
+    """Points p with H(p) + residual(p) = q: the fixed point of p = H^-1(q - residual(p)), from H^-1(q) (a small,
+    smooth residual converges in a few iterations); H^-1(q) itself without a residual."""
+    hinv = np.linalg.inv(h)
+    p = apply_homography(hinv, q)
+    if residual is None:
+        return p
+    for _ in range(iterations):
+        p = apply_homography(hinv, q - residual(p))
+    return p
 
 
 @dataclass
@@ -62,13 +76,8 @@ class MeshWarp:
     def inverse(self, xy: np.ndarray, iterations: int = 8) -> np.ndarray:
         """Source points -> output points (fixed point of p = H^-1(q - D(p)))."""
         q = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
-        hinv = np.linalg.inv(self.homography)
-        p = apply_homography(hinv, q)
-        if self.mesh is None:
-            return p
-        for _ in range(iterations):
-            p = apply_homography(hinv, q - self.displacement(p))
-        return p
+        return invert_homography_plus(self.homography, None if self.mesh is None else self.displacement, q,
+                                      iterations)
 
     def source_maps(self, shape_hw: tuple[int, int], block_px: int = 8) -> tuple[np.ndarray, np.ndarray]:
         """float32 (H, W) source x and y of every output pixel. The map is evaluated every `block_px`

@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 
 from ..geometry import MAJOR_MM, MM_PER_INCH, Box, LeadNameBox, page_size_px_per_mm
-from ..warp import MeshWarp, apply_homography, similarity_fit
+from ..warp import MeshWarp, apply_homography, invert_homography_plus, similarity_fit
 from .grid import (LATTICE_PER_PERIOD, GlobalGrid, TileGrid, find_global_grid, grid_darkness, grid_unresolved,
                    grow_from, local_mean, measure_tiles, resize_by, unwrap_tiles, without_traces)
 
@@ -222,13 +222,7 @@ class SurfaceFit:
 
     def inverse(self, xy: np.ndarray, iterations: int = 6) -> np.ndarray:
         """Original px -> paper mm (fixed-point iteration on the residual)."""
-        hinv = np.linalg.inv(self.hmat)
-        uv = apply_homography(hinv, xy)
-        if self.spline is None:
-            return uv
-        for _ in range(iterations):
-            uv = apply_homography(hinv, xy - self.spline(uv))
-        return uv
+        return invert_homography_plus(self.hmat, self.spline, xy, iterations)
 
     def homography_only(self) -> SurfaceFit:
         return replace(self, spline=None)
