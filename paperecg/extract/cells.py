@@ -26,6 +26,9 @@ from .types import RowTrace
 
 MIN_LAYOUT_AGREEMENT = 0.75  # share of the name boxes a known layout must explain to be taken
 COL_TOL = 0.06  # a name may start this fraction of the time axis before its cell's page position
+# six rows without names: 3x4+3 unless the rhythm strips' windows correlate less than this with the grid rows'
+# (the same beats in 3x4+3 correlate far above it; different leads in 6x2 rarely reach it)
+SIX_ROW_RHYTHM_MIN_CORR = 0.8
 
 
 @dataclass
@@ -377,7 +380,7 @@ def choose_six_row_layout(rows: list[RowTrace], px_per_sample: float, num_sample
         if ok.sum() < 0.5 * q or np.std(u[ok]) < 1e-6 or np.std(v[ok]) < 1e-6:
             continue
         corrs.append(float(np.corrcoef(u[ok], v[ok])[0, 1]))
-    if corrs and float(np.mean(corrs)) < 0.8:
+    if corrs and float(np.mean(corrs)) < SIX_ROW_RHYTHM_MIN_CORR:
         return "6x2"
     return "3x4+3"
 

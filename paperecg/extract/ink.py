@@ -143,7 +143,8 @@ def map_finer_than_scan(map_px_per_mm: float, source_px_per_mm: float | None) ->
     """Whether the trace map already resolves all the scan holds. A page scanned at 50-100 dpi and resized to
     the canonical 200 dpi has no detail beyond its own resolution: sharpening with its ink (ink.py) then only
     breaks its faint, blurred one-pixel trace into dashes where it falls between two pixel rows, and grid lines
-    as dark as the trace join in (11 eik-dev/lowdpi pages under 100 dpi, segmenter maps: 7.2 dB with the ink, 10.3 without)."""
+    as dark as the trace join in (11 eik-dev/lowdpi pages under 100 dpi, segmenter maps: 7.2 dB with the ink, 10.3
+    without)."""
     if source_px_per_mm is None or not np.isfinite(source_px_per_mm) or source_px_per_mm <= 0:
         return False
     return map_px_per_mm * INK_SCAN_OVER_MAP >= source_px_per_mm

@@ -24,6 +24,13 @@ from ..geometry import PageGeometry
 from .fit import fit_samples
 from .types import RowTrace
 
+# Gauss-Newton iterations of the polyline fit (fit.fit_samples stops earlier once it has converged): a readout
+# runs to convergence; the pen-width and sample-phase searches compare the costs of many fits of one probe row,
+# for which a few iterations rank the candidates alike
+READ_FIT_ITERS = 8
+PEN_SEARCH_FIT_ITERS = 4
+PHASE_SEARCH_FIT_ITERS = 3
+
 
 def boundary_values(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Centre-line value at each column boundary c + 1/2 (length n - 1); NaN where a side is missing."""
@@ -165,8 +172,8 @@ def choose_pen_width(rows: list[RowTrace], px_per_sample: float, num_samples: in
     probe = probe_row(rows)
     if probe is None:
         return width_px
-    costs = [fit_row(probe, probe.x_first, px_per_sample, num_samples, width_px, 4, f * width_px)[2]
-             for f in factors]
+    costs = [fit_row(probe, probe.x_first, px_per_sample, num_samples, width_px, PEN_SEARCH_FIT_ITERS,
+                     f * width_px)[2] for f in factors]
     if not np.all(np.isfinite(costs)):
         return width_px
     return float(factors[int(np.argmin(costs))] * width_px)
@@ -214,7 +221,8 @@ def row_samples(rt: RowTrace, px_per_sample: float, num_samples: int, width_px: 
     valid = np.isfinite(rt.top)
     y = sample_path(xs, ys, sample_x, valid, rt.col0)
     if refine:
-        idx, yfit, _ = fit_row(rt, rt.x_first, px_per_sample, num_samples, width_px, 8, pen_width_px)
+        idx, yfit, _ = fit_row(rt, rt.x_first, px_per_sample, num_samples, width_px, READ_FIT_ITERS,
+                               pen_width_px)
         if yfit.size:
             # the fit follows the trace's slope; at the edge of a gap it can run on along that slope far past
             # any ink (real photos: flat columns read up to 1 mV high beside a gap, drawn as spikes). Within

@@ -193,7 +193,8 @@ def track_row(runs: Runs, row_index: int, centres: np.ndarray, band: tuple[float
     typical_len = float(np.median(runs.length)) if len(runs) else 0.0
     lo, hi = band if search is None else search
     in_band = (runs.bot > lo) & (runs.top < hi)
-    priced = params.min_run_rel > 0 or params.short_cost > 0  # off for maps at the page's resolution (extract/core.py tracking_for)
+    # off for maps at the page's resolution (extract/core.py tracking_for)
+    priced = params.min_run_rel > 0 or params.short_cost > 0
     speck = speck_mask(runs, in_band, typical_len, params) if priced else np.zeros(len(runs), dtype=bool)
     sel = np.nonzero(in_band & ~(speck & (runs.length < params.min_run_rel * typical_len)))[0]
     if sel.size == 0:

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..geometry import PageGeometry
 from .pulse import PulseInfo, find_pulse
-from .readout import fit_row, probe_row
+from .readout import PHASE_SEARCH_FIT_ITERS, fit_row, probe_row
 from .runs import Runs
 from .types import RowTrace, empty_row
 
@@ -25,6 +25,10 @@ STRAY_MM = 2.5
 # has lost its start (see row_time_span): up to a calibration pulse's width (0.2 s of 10 s).
 END_TRUST_PX = 1.0
 START_LOSS_MAX_SHARE = 0.02
+# Ink spanning the record to within this (px, or share of the record if more) places the row symmetrically by
+# its two ends: quantisation and the map's edges move each end by a pixel or two, never more
+SYMMETRIC_TOL_PX = 3.0
+SYMMETRIC_TOL_SHARE = 0.005
 
 
 def _first_last(valid: np.ndarray, min_len: int = 3, stray_px: float = 0.0) -> tuple[int, int] | None:
@@ -149,7 +153,7 @@ def row_time_span(c0: int, c1: int, width_px: float, px_per_sample: float, num_s
     short = full - (x_last - x_first)
     if END_TRUST_PX < short <= START_LOSS_MAX_SHARE * full:
         x_first = x_last - full
-    elif abs(short) <= max(3.0, 0.005 * full):
+    elif abs(short) <= max(SYMMETRIC_TOL_PX, SYMMETRIC_TOL_SHARE * full):
         x_first = x_last - full if cut_start else 0.5 * (c0 + c1 - full)
         x_last = x_first + full
     return x_first, x_last
@@ -237,8 +241,8 @@ def refine_sample_phase(rows: list[RowTrace], px_per_sample: float, num_samples:
             continue
         x0 = probe.x_first
         deltas = (np.arange(steps) - steps // 2) * px_per_sample / steps
-        costs = np.array([fit_row(probe, x0 + d, px_per_sample, num_samples, width_px, 3, pen_width_px)[2]
-                          for d in deltas])
+        costs = np.array([fit_row(probe, x0 + d, px_per_sample, num_samples, width_px, PHASE_SEARCH_FIT_ITERS,
+                                  pen_width_px)[2] for d in deltas])
         if not np.all(np.isfinite(costs)):
             continue
         i = int(np.argmin(costs))
