@@ -24,9 +24,8 @@ import numpy as np
 from ..records.labels import CLASSES, labels_to_multi_hot
 from .fusion import train_fusion
 from .measure import NUM_FEATURES, measure_leads
-from .model import Classifier, decide
+from .model import Classifier, score_probs
 from .signal_data import INTERNAL_FS_HZ, augment_signal, to_internal
-from .thresholds import macro_f
 
 VIEWS = ("page", "augmented", "digitized")
 
@@ -109,8 +108,8 @@ def fusion_report(rows: dict, oof: np.ndarray, model, thresholds_cnn, trained) -
         sel = rows["kind"] == v
         if not sel.any():
             continue
-        f_cnn, per_cnn = score(rows["p_cnn"][sel], rows["y"][sel], thresholds_cnn, trained)
-        f_fus, per_fus = score(oof[sel], rows["y"][sel], model.thresholds_array(), trained)
+        f_cnn, per_cnn = score_probs(rows["p_cnn"][sel], rows["y"][sel], thresholds_cnn, trained)
+        f_fus, per_fus = score_probs(oof[sel], rows["y"][sel], model.thresholds_array(), trained)
         report[name] = {"rows": int(sel.sum()), "oof_macro_f_cnn": f_cnn, "oof_macro_f_fusion": f_fus,
                         "per_class_cnn": per_cnn, "per_class_fusion": per_fus}
     return report
@@ -128,13 +127,6 @@ def fusion_for_training(records: list, y_rec: np.ndarray, folds_rec: np.ndarray,
     return model
 
 
-def score(probs: np.ndarray, y: np.ndarray, thresholds, trained, at_least_one: bool = True
-          ) -> tuple[float, dict]:
-    pred = np.stack([decide(p, thresholds, trained, at_least_one) for p in probs])
-    f, per = macro_f(pred, y)
-    return round(float(f), 4), {c: round(float(v), 3) for c, v in zip(CLASSES, per) if np.isfinite(v)}
-
-
 def main(argv: list[str] | None = None) -> None:
     from ..records.ptbxl import select_records
 
@@ -148,6 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tune-on", default="all", choices=["all", "page", "digitized", "page+digitized"])
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--blend", type=float, default=FUSION_BLEND)
+    ap.add_argument("--no-rate-rules", action="store_true", help="without fusion.apply_rate_rules")
     ap.add_argument("--dry-run", action="store_true", help="report, do not write fusion.json")
     a = ap.parse_args(argv)
     clf = Classifier.load(a.model, device="cpu")
@@ -164,9 +157,10 @@ def main(argv: list[str] | None = None) -> None:
     tune = {"all": np.ones(len(rows["kind"]), bool), "page": rows["kind"] == 0, "digitized": rows["kind"] == 2,
             "page+digitized": rows["kind"] != 1}[a.tune_on]
     model, oof = train_fusion(rows["p_cnn"], rows["meas"], rows["y"], rows["folds"], trained, list(CLASSES),
-                              tune_rows=tune, l2=a.l2, blend=a.blend)
+                              tune_rows=tune, l2=a.l2, blend=a.blend, rate_rules=not a.no_rate_rules)
     report = fusion_report(rows, oof, model, clf.cfg.thresholds_signal, trained)
-    model.notes = {"rows": int(len(rows["kind"])), "l2": a.l2, "blend": a.blend, "tune_on": a.tune_on,
+    model.notes = {"rows": int(len(rows["kind"])), "views": np.bincount(rows["kind"], minlength=3).tolist(),
+                   "l2": a.l2, "blend": a.blend, "tune_on": a.tune_on, "rate_rules": not a.no_rate_rules,
                    "oof": report}
     if not a.dry_run:
         model.save(a.model)
