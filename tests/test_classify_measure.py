@@ -224,7 +224,7 @@ def test_rate_rules_follow_the_measured_rate_and_a_decided_afib():
     out = apply_rate_rules(probs, hr_bpm, thresholds, classes)
     tachy, brady = out[:, 2], out[:, 3]
     np.testing.assert_array_equal(tachy, [0.0, 0.9, 0.0, 0.9, 0.0])  # < 100 bpm, ok, < 100, unmeasured, AF
-    np.testing.assert_array_equal(brady, [0.0, 0.0, 0.9, 0.9, 0.0])  # > 60 bpm twice, ok, unmeasured, AF
+    np.testing.assert_array_equal(brady, [0.0, 0.0, 0.9, 0.9, 0.0])  # > 52 bpm twice, ok, unmeasured, AF
     np.testing.assert_array_equal(out[:, :2], probs[:, :2])  # other classes untouched
     assert probs[0, 2] == 0.9  # the input is not modified
 
