@@ -213,15 +213,15 @@ def test_classifier_decides_with_the_fusion_when_its_folder_has_one(tmp_path):
     assert os.path.isfile(tmp_path / FUSION_FILE)
 
 
-def test_rate_rules_follow_the_measured_rate_and_a_decided_afib():
-    from paperecg.classify.fusion import apply_rate_rules
+def test_rhythm_rules_follow_the_measured_rate_and_a_decided_afib():
+    from paperecg.classify.fusion import apply_rhythm_rules
 
     classes = ["NORM", "AFIB/AFL", "TACHY", "BRADY"]
     thresholds = np.array([0.5, 0.4, 0.5, 0.5])
     probs = np.array([[0.1, 0.1, 0.9, 0.9]] * 5)
     probs[4, 1] = 0.45  # AFIB/AFL decided on the last row
     hr_bpm = np.array([90.0, 125.0, 50.0, np.nan, 125.0])
-    out = apply_rate_rules(probs, hr_bpm, thresholds, classes)
+    out = apply_rhythm_rules(probs, hr_bpm, thresholds, classes)
     tachy, brady = out[:, 2], out[:, 3]
     np.testing.assert_array_equal(tachy, [0.0, 0.9, 0.0, 0.9, 0.0])  # < 100 bpm, ok, < 100, unmeasured, AF
     np.testing.assert_array_equal(brady, [0.0, 0.0, 0.9, 0.9, 0.0])  # > 52 bpm twice, ok, unmeasured, AF
@@ -229,7 +229,16 @@ def test_rate_rules_follow_the_measured_rate_and_a_decided_afib():
     assert probs[0, 2] == 0.9  # the input is not modified
 
 
-def test_train_fusion_with_rate_rules_makes_no_slow_tachy_call_out_of_fold_and_keeps_them_in_json(tmp_path):
+def test_pac_is_not_called_beside_a_decided_pvc():
+    from paperecg.classify.fusion import apply_rhythm_rules
+
+    classes = ["PAC", "PVC"]
+    probs = np.array([[0.9, 0.8], [0.9, 0.2]])
+    out = apply_rhythm_rules(probs, np.array([70.0, 70.0]), np.array([0.5, 0.5]), classes)
+    np.testing.assert_array_equal(out, [[0.0, 0.8], [0.9, 0.2]])
+
+
+def test_train_fusion_with_rhythm_rules_makes_no_slow_tachy_call_out_of_fold_and_keeps_them_in_json(tmp_path):
     # TACHY: a fast rate and a pattern only the CNN sees; the CNN also scores a third of the slow records
     # like its TACHY calls
     rng = np.random.default_rng(1)
@@ -246,32 +255,33 @@ def test_train_fusion_with_rate_rules_makes_no_slow_tachy_call_out_of_fold_and_k
     p_cnn = np.clip(p_cnn, 0.01, 0.99)
     folds = np.arange(n) % 4
     trained = np.array([True, True])
-    plain, oof_plain = train_fusion(p_cnn, meas, y, folds, trained, ["TACHY", "NORM"], l2=1.0, rate_rules=False)
+    plain, oof_plain = train_fusion(p_cnn, meas, y, folds, trained, ["TACHY", "NORM"], l2=1.0, rhythm_rules=False)
     ruled, oof_ruled = train_fusion(p_cnn, meas, y, folds, trained, ["TACHY", "NORM"], l2=1.0)
     called = lambda oof, m: oof[:, 0] >= m.thresholds[0]
     assert not np.any(called(oof_ruled, ruled) & (hr < 100))  # out of fold: no TACHY call under 100 bpm
     errors = lambda oof, m: int(np.sum(called(oof, m) != y[:, 0]))
     assert errors(oof_ruled, ruled) <= errors(oof_plain, plain)
-    assert ruled.rate_rules and not plain.rate_rules
+    assert ruled.rhythm_rules and not plain.rhythm_rules
     assert np.all(ruled.probs(p_cnn, meas)[hr < 100, 0] == 0.0)
     ruled.save(str(tmp_path))
     loaded = FusionModel.load(str(tmp_path))
-    assert loaded.rate_rules
+    assert loaded.rhythm_rules
     np.testing.assert_allclose(loaded.probs(p_cnn, meas), ruled.probs(p_cnn, meas), rtol=1e-12)
 
 
-def test_a_fusion_json_from_before_the_rate_rules_loads_without_them(tmp_path):
+def test_a_fusion_json_from_another_version_loads_without_the_rules_and_unknown_fields(tmp_path):
     p_cnn, meas, y, folds = _fusion_data()
     model, _ = train_fusion(p_cnn, meas, y, folds, np.array([True, True]), ["TACHY", "NORM"], l2=1.0,
-                            rate_rules=False)
+                            rhythm_rules=False)
     model.save(str(tmp_path))
     with open(tmp_path / FUSION_FILE) as f:
         d = json.load(f)
-    del d["rate_rules"]
+    del d["rhythm_rules"]
+    d["a_field_since_dropped"] = 1.0
     with open(tmp_path / FUSION_FILE, "w") as f:
         json.dump(d, f)
     old = FusionModel.load(str(tmp_path))
-    assert old is not None and not old.rate_rules
+    assert old is not None and not old.rhythm_rules
 
 
 def test_score_probs_counts_decisions_the_organizers_way():

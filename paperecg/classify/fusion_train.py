@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tune-on", default="all", choices=["all", "page", "digitized", "page+digitized"])
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--blend", type=float, default=FUSION_BLEND)
-    ap.add_argument("--no-rate-rules", action="store_true", help="without fusion.apply_rate_rules")
+    ap.add_argument("--no-rhythm-rules", action="store_true", help="without fusion.apply_rhythm_rules")
     ap.add_argument("--dry-run", action="store_true", help="report, do not write fusion.json")
     a = ap.parse_args(argv)
     clf = Classifier.load(a.model, device="cpu")
@@ -166,11 +166,11 @@ def main(argv: list[str] | None = None) -> None:
     tune = {"all": np.ones(len(rows["kind"]), bool), "page": rows["kind"] == 0, "digitized": rows["kind"] == 2,
             "page+digitized": rows["kind"] != 1}[a.tune_on]
     model, oof = train_fusion(rows["p_cnn"], rows["meas"], rows["y"], rows["folds"], trained, list(CLASSES),
-                              tune_rows=tune, l2=a.l2, blend=a.blend, rate_rules=not a.no_rate_rules)
+                              tune_rows=tune, l2=a.l2, blend=a.blend, rhythm_rules=not a.no_rhythm_rules)
     report = fusion_report(rows, oof, model, clf.cfg.thresholds_signal, trained)
     model.notes = {"rows": int(len(rows["kind"])), "views": np.bincount(rows["kind"], minlength=3).tolist(),
                    "digitized_first": a.digitized_first, "l2": a.l2, "blend": a.blend, "tune_on": a.tune_on,
-                   "rate_rules": not a.no_rate_rules,
+                   "rhythm_rules": not a.no_rhythm_rules,
                    "oof": report}
     if not a.dry_run:
         model.save(a.model)
