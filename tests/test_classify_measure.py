@@ -211,3 +211,85 @@ def test_classifier_decides_with_the_fusion_when_its_folder_has_one(tmp_path):
     slow = synthetic_ecg(500.0, _regular(60.0))
     assert fused.predict([], slow, header) == ["NORM"]
     assert os.path.isfile(tmp_path / FUSION_FILE)
+
+
+def test_rhythm_rules_follow_the_measured_rate_and_a_decided_afib():
+    from paperecg.classify.fusion import apply_rhythm_rules
+
+    classes = ["NORM", "AFIB/AFL", "TACHY", "BRADY"]
+    thresholds = np.array([0.5, 0.4, 0.5, 0.5])
+    probs = np.array([[0.1, 0.1, 0.9, 0.9]] * 5)
+    probs[4, 1] = 0.45  # AFIB/AFL decided on the last row
+    hr_bpm = np.array([90.0, 125.0, 50.0, np.nan, 125.0])
+    out = apply_rhythm_rules(probs, hr_bpm, thresholds, classes)
+    tachy, brady = out[:, 2], out[:, 3]
+    np.testing.assert_array_equal(tachy, [0.0, 0.9, 0.0, 0.9, 0.0])  # < 100 bpm, ok, < 100, unmeasured, AF
+    np.testing.assert_array_equal(brady, [0.0, 0.0, 0.9, 0.9, 0.0])  # > 52 bpm twice, ok, unmeasured, AF
+    np.testing.assert_array_equal(out[:, :2], probs[:, :2])  # other classes untouched
+    assert probs[0, 2] == 0.9  # the input is not modified
+
+
+def test_pac_is_not_called_beside_a_decided_pvc():
+    from paperecg.classify.fusion import apply_rhythm_rules
+
+    classes = ["PAC", "PVC"]
+    probs = np.array([[0.9, 0.8], [0.9, 0.2]])
+    out = apply_rhythm_rules(probs, np.array([70.0, 70.0]), np.array([0.5, 0.5]), classes)
+    np.testing.assert_array_equal(out, [[0.0, 0.8], [0.9, 0.2]])
+
+
+def test_train_fusion_with_rhythm_rules_makes_no_slow_tachy_call_out_of_fold_and_keeps_them_in_json(tmp_path):
+    # TACHY: a fast rate and a pattern only the CNN sees; the CNN also scores a third of the slow records
+    # like its TACHY calls
+    rng = np.random.default_rng(1)
+    n = 320
+    meas = rng.normal(0.0, 1.0, (n, NUM_FEATURES))
+    hr = rng.uniform(60, 112, n)
+    meas[:, FEATURE_NAMES.index("hr_bpm")] = hr
+    y = np.zeros((n, 2), bool)
+    y[:, 0] = (hr > 100) & (rng.random(n) < 0.7)
+    y[:, 1] = ~y[:, 0]
+    p_cnn = np.where(y, 0.8, 0.2) + rng.normal(0, 0.1, (n, 2))
+    fooled = (hr < 95) & (rng.random(n) < 0.35)
+    p_cnn[fooled, 0] = 0.8 + rng.normal(0, 0.1, fooled.sum())
+    p_cnn = np.clip(p_cnn, 0.01, 0.99)
+    folds = np.arange(n) % 4
+    trained = np.array([True, True])
+    plain, oof_plain = train_fusion(p_cnn, meas, y, folds, trained, ["TACHY", "NORM"], l2=1.0, rhythm_rules=False)
+    ruled, oof_ruled = train_fusion(p_cnn, meas, y, folds, trained, ["TACHY", "NORM"], l2=1.0)
+    called = lambda oof, m: oof[:, 0] >= m.thresholds[0]
+    assert not np.any(called(oof_ruled, ruled) & (hr < 100))  # out of fold: no TACHY call under 100 bpm
+    errors = lambda oof, m: int(np.sum(called(oof, m) != y[:, 0]))
+    assert errors(oof_ruled, ruled) <= errors(oof_plain, plain)
+    assert ruled.rhythm_rules and not plain.rhythm_rules
+    assert np.all(ruled.probs(p_cnn, meas)[hr < 100, 0] == 0.0)
+    ruled.save(str(tmp_path))
+    loaded = FusionModel.load(str(tmp_path))
+    assert loaded.rhythm_rules
+    np.testing.assert_allclose(loaded.probs(p_cnn, meas), ruled.probs(p_cnn, meas), rtol=1e-12)
+
+
+def test_a_fusion_json_from_another_version_loads_without_the_rules_and_unknown_fields(tmp_path):
+    p_cnn, meas, y, folds = _fusion_data()
+    model, _ = train_fusion(p_cnn, meas, y, folds, np.array([True, True]), ["TACHY", "NORM"], l2=1.0,
+                            rhythm_rules=False)
+    model.save(str(tmp_path))
+    with open(tmp_path / FUSION_FILE) as f:
+        d = json.load(f)
+    del d["rhythm_rules"]
+    d["a_field_since_dropped"] = 1.0
+    with open(tmp_path / FUSION_FILE, "w") as f:
+        json.dump(d, f)
+    old = FusionModel.load(str(tmp_path))
+    assert old is not None and not old.rhythm_rules
+
+
+def test_score_probs_counts_decisions_the_organizers_way():
+    from paperecg.classify.model import score_probs
+
+    probs = np.array([[0.9, 0.1, 0.2], [0.2, 0.8, 0.1], [0.6, 0.7, 0.1]])
+    y = np.array([[1, 0, 0], [0, 1, 0], [0, 1, 0]], bool)
+    f, per = score_probs(probs, y, [0.5, 0.5, 0.5], [True, True, True], classes=["A", "B", "C"])
+    # A: 1 TP, 1 FP -> 2/3; B: 2 TP -> 1; C is absent from the truth and not counted
+    assert per == {"A": 0.667, "B": 1.0}
+    assert f == round((2 / 3 + 1.0) / 2, 4)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
@@ -21,6 +21,17 @@ from .thresholds import tune_thresholds
 
 FUSION_FILE = "fusion.json"
 LOGIT_CLIP = 8.0
+
+# PTB-XL's TACHY and BRADY are sinus tachycardia (STACH) and sinus bradycardia (SBRAD): statements about the
+# rate of a sinus rhythm. So, when the rate was measured, TACHY needs >= 100 bpm and BRADY <= 52 bpm (the
+# ACC/AHA/HRS 2018 bradycardia cut-off of 50 bpm plus the measurement's error: PTB-XL labels SBRAD on 9 of
+# the 15 training records measured at 45-50 bpm and on 1 of the 32 at 50-55), and neither goes with a
+# decided AFIB/AFL (no PTB-XL record has both); a fast flutter or a slow fibrillation otherwise reads as a
+# sinus rate class. And PAC is not called beside a decided PVC: the same early beats would be counted as
+# both (PTB-XL has both on 4 of its 22 PAC training records; out of fold the rule removes more PAC false
+# positives than true ones, model/README.md).
+TACHY_MIN_BPM = 100.0
+BRADY_MAX_BPM = 52.0
 
 
 # Hinges at the textbook cut-offs, and irregularity without repeating P waves: a linear model cannot bend
@@ -45,6 +56,30 @@ def with_derived(meas: np.ndarray) -> np.ndarray:
     return np.concatenate([meas, derived(meas)], axis=1)
 
 
+def apply_rhythm_rules(probs: np.ndarray, hr_bpm: np.ndarray, thresholds: np.ndarray, classes: list[str]
+                       ) -> np.ndarray:
+    """`probs` (n, classes) with TACHY / BRADY set to 0 where the measured rate (NaN: not measured, no rule)
+    contradicts them or where AFIB/AFL passes its threshold, and PAC set to 0 where PVC passes its own."""
+    probs = np.array(probs, dtype=np.float64, ndmin=2)
+    hr_bpm = np.asarray(hr_bpm, dtype=np.float64).reshape(-1)
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    measured = np.isfinite(hr_bpm)
+    rate = np.where(measured, hr_bpm, 0.0)
+
+    def decided(name: str) -> np.ndarray:
+        k = classes.index(name) if name in classes else None
+        return probs[:, k] >= thresholds[k] if k is not None else np.zeros(len(probs), bool)
+
+    af, pvc = decided("AFIB/AFL"), decided("PVC")
+    if "TACHY" in classes:
+        probs[(measured & (rate < TACHY_MIN_BPM)) | af, classes.index("TACHY")] = 0.0
+    if "BRADY" in classes:
+        probs[(measured & (rate > BRADY_MAX_BPM)) | af, classes.index("BRADY")] = 0.0
+    if "PAC" in classes:
+        probs[pvc, classes.index("PAC")] = 0.0
+    return probs
+
+
 def logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(np.asarray(p, dtype=np.float64), 1e-4, 1 - 1e-4)
     return np.clip(np.log(p / (1 - p)), -LOGIT_CLIP, LOGIT_CLIP)
@@ -67,6 +102,7 @@ class FusionModel:
     # the answer is blend * fused + (1 - blend) * CNN: a half-and-half average is steadier on digitized
     # signals than either alone
     blend: float = 1.0
+    rhythm_rules: bool = False  # apply_rhythm_rules to the answer (False in fusions fitted before the rules)
     l2: float = 1.0
     notes: dict = field(default_factory=dict)
 
@@ -88,6 +124,9 @@ class FusionModel:
         if self.use_fusion:
             keep = ~np.asarray(self.use_fusion, bool)
             fused[:, keep] = np.atleast_2d(p_cnn)[:, keep]
+        if self.rhythm_rules:
+            fused = apply_rhythm_rules(fused, np.atleast_2d(meas)[:, FEATURE_NAMES.index("hr_bpm")],
+                                     self.thresholds_array(), self.classes)
         return fused
 
     def thresholds_array(self) -> np.ndarray:
@@ -105,7 +144,8 @@ class FusionModel:
             return None
         with open(path) as f:
             d = json.load(f)
-        model = cls(**d)
+        known = {f.name for f in fields(cls)}
+        model = cls(**{k: v for k, v in d.items() if k in known})  # a field since dropped is ignored
         if list(model.feature_names) != list(FEATURE_NAMES + DERIVED_NAMES):  # measurements changed since it was trained
             return None
         return model
@@ -171,10 +211,13 @@ def fit_fusion(p_cnn: np.ndarray, meas: np.ndarray, y: np.ndarray, trained: np.n
 
 def train_fusion(p_cnn: np.ndarray, meas: np.ndarray, y: np.ndarray, folds: np.ndarray, trained: np.ndarray,
                  classes: list[str], tune_rows: np.ndarray | None = None, l2: float = 1.0,
-                 min_gain: float = 0.0, blend: float = 1.0) -> tuple[FusionModel, np.ndarray]:
+                 min_gain: float = 0.0, blend: float = 1.0, rhythm_rules: bool = True
+                 ) -> tuple[FusionModel, np.ndarray]:
     """Fusion fitted on every row, thresholds tuned on out-of-fold fused scores (rows of fold f scored by a
     model fitted without fold f; `folds` groups the views of one record). `tune_rows`: the rows the
-    thresholds are tuned on (default all). Returns (model, out-of-fold probabilities)."""
+    thresholds are tuned on (default all). With `rhythm_rules`, the rules are applied to the out-of-fold
+    scores with the tuned AFIB/AFL threshold and the thresholds tuned again on what they leave (each class's
+    threshold is tuned on its own, so AFIB/AFL's does not move). Returns (model, out-of-fold probabilities)."""
     y = np.asarray(y, dtype=bool)
     oof = np.full(y.shape, np.nan)
     for f in np.unique(folds):
@@ -186,10 +229,14 @@ def train_fusion(p_cnn: np.ndarray, meas: np.ndarray, y: np.ndarray, folds: np.n
     use = choose_per_class(oof[rows], p_cnn[rows], y[rows], trained, folds[rows], min_gain)
     oof[:, ~use] = p_cnn[:, ~use]
     thr = tune_thresholds(oof[rows], y[rows], trained)
+    if rhythm_rules:
+        oof = apply_rhythm_rules(oof, np.asarray(meas)[:, FEATURE_NAMES.index("hr_bpm")], thr, list(classes))
+        thr = tune_thresholds(oof[rows], y[rows], trained)
     model = fit_fusion(p_cnn, meas, y, trained, classes, l2)
     model.thresholds = [float(t) if np.isfinite(t) else None for t in thr]
     model.use_fusion = [bool(u) for u in use]
     model.blend = float(blend)
+    model.rhythm_rules = bool(rhythm_rules)
     return model, oof
 
 

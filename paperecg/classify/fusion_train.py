@@ -24,9 +24,8 @@ import numpy as np
 from ..records.labels import CLASSES, labels_to_multi_hot
 from .fusion import train_fusion
 from .measure import NUM_FEATURES, measure_leads
-from .model import Classifier, decide
+from .model import Classifier, score_probs
 from .signal_data import INTERNAL_FS_HZ, augment_signal, to_internal
-from .thresholds import macro_f
 
 VIEWS = ("page", "augmented", "digitized")
 
@@ -57,9 +56,10 @@ def view_measures(views: list[np.ndarray], workers: int = 1) -> np.ndarray:
 
 def rows_from_records(records: list, y_rec: np.ndarray, folds_rec: np.ndarray, nets: list, device,
                       digitized_dir: str | None = None, seed: int = 0, workers: int = 1,
-                      verbose: bool = True) -> dict:
+                      verbose: bool = True, digitized_names: set[str] | None = None) -> dict:
     """CNN out-of-fold probabilities (net f scores the records of fold f), measurements, labels, record
-    folds and view kinds (0 page, 1 augmented, 2 digitized) for every view of every record with a signal."""
+    folds and view kinds (0 page, 1 augmented, 2 digitized) for every view of every record with a signal.
+    `digitized_names`: the records (base names) whose cached digitized page is used (default: all)."""
     from .train_data import HIDDEN_DEMOGRAPHICS, predict_signal, validation_signal_view
 
     views, rec_of, kind = [], [], []
@@ -69,7 +69,9 @@ def rows_from_records(records: list, y_rec: np.ndarray, folds_rec: np.ndarray, n
         views.append(validation_signal_view(r.x, seed + i)), rec_of.append(i), kind.append(0)
         rng = np.random.default_rng([seed, 99, i])
         views.append(augment_signal(r.x, rng).astype(np.float32)), rec_of.append(i), kind.append(1)
-        cached = os.path.join(digitized_dir, os.path.basename(r.path) + ".npz") if digitized_dir else None
+        name = os.path.basename(r.path)
+        wanted = digitized_dir and (digitized_names is None or name in digitized_names)
+        cached = os.path.join(digitized_dir, name + ".npz") if wanted else None
         if cached and os.path.isfile(cached):
             d = np.load(cached)
             x = to_internal(d["signal"], float(d["fs_hz"]), [str(n) for n in d["lead_names"]])
@@ -91,7 +93,7 @@ def rows_from_records(records: list, y_rec: np.ndarray, folds_rec: np.ndarray, n
 
 
 def build_rows(record_paths: list[str], clf: Classifier, digitized_dir: str | None, seed: int = 0,
-               verbose: bool = True, workers: int = 1) -> dict:
+               verbose: bool = True, workers: int = 1, digitized_names: set[str] | None = None) -> dict:
     """rows_from_records for a trained classifier folder, its folds reproduced as train.py drew them."""
     from .train_data import load_training_records, make_folds
 
@@ -99,7 +101,7 @@ def build_rows(record_paths: list[str], clf: Classifier, digitized_dir: str | No
     y_rec = labels_to_multi_hot([r.info.labels for r in records], CLASSES)
     folds_rec = make_folds(y_rec, len(clf.signal_nets), seed)
     return rows_from_records(records, y_rec, folds_rec, clf.signal_nets, clf.device, digitized_dir, seed,
-                             workers, verbose)
+                             workers, verbose, digitized_names)
 
 
 def fusion_report(rows: dict, oof: np.ndarray, model, thresholds_cnn, trained) -> dict:
@@ -109,8 +111,8 @@ def fusion_report(rows: dict, oof: np.ndarray, model, thresholds_cnn, trained) -
         sel = rows["kind"] == v
         if not sel.any():
             continue
-        f_cnn, per_cnn = score(rows["p_cnn"][sel], rows["y"][sel], thresholds_cnn, trained)
-        f_fus, per_fus = score(oof[sel], rows["y"][sel], model.thresholds_array(), trained)
+        f_cnn, per_cnn = score_probs(rows["p_cnn"][sel], rows["y"][sel], thresholds_cnn, trained)
+        f_fus, per_fus = score_probs(oof[sel], rows["y"][sel], model.thresholds_array(), trained)
         report[name] = {"rows": int(sel.sum()), "oof_macro_f_cnn": f_cnn, "oof_macro_f_fusion": f_fus,
                         "per_class_cnn": per_cnn, "per_class_fusion": per_fus}
     return report
@@ -128,15 +130,8 @@ def fusion_for_training(records: list, y_rec: np.ndarray, folds_rec: np.ndarray,
     return model
 
 
-def score(probs: np.ndarray, y: np.ndarray, thresholds, trained, at_least_one: bool = True
-          ) -> tuple[float, dict]:
-    pred = np.stack([decide(p, thresholds, trained, at_least_one) for p in probs])
-    f, per = macro_f(pred, y)
-    return round(float(f), 4), {c: round(float(v), 3) for c, v in zip(CLASSES, per) if np.isfinite(v)}
-
-
 def main(argv: list[str] | None = None) -> None:
-    from ..records.ptbxl import select_records
+    from ..records.ptbxl import seeded_order, select_records
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", required=True, nargs="+")
@@ -144,10 +139,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", required=True, help="trained classifier folder (fusion.json is written there)")
     ap.add_argument("--digitized", default=None)
     ap.add_argument("--rows-cache", default=None, help="npz to reuse / store the rows")
+    ap.add_argument("--digitized-first", type=int, default=None,
+                    help="use the cached pages of only the first N records in digitize_training's order "
+                         "(its seeded order of the same --data/--folds, seed 0)")
     ap.add_argument("--l2", type=float, default=FUSION_L2)
     ap.add_argument("--tune-on", default="all", choices=["all", "page", "digitized", "page+digitized"])
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--blend", type=float, default=FUSION_BLEND)
+    ap.add_argument("--no-rhythm-rules", action="store_true", help="without fusion.apply_rhythm_rules")
     ap.add_argument("--dry-run", action="store_true", help="report, do not write fusion.json")
     a = ap.parse_args(argv)
     clf = Classifier.load(a.model, device="cpu")
@@ -157,16 +156,21 @@ def main(argv: list[str] | None = None) -> None:
         paths: list[str] = []
         for d in a.data:
             paths += select_records(d, a.folds)
-        rows = build_rows(paths, clf, a.digitized, workers=a.workers)
+        names = None
+        if a.digitized_first is not None:
+            names = {os.path.basename(p) for p in seeded_order(paths, 0)[: a.digitized_first]}
+        rows = build_rows(paths, clf, a.digitized, workers=a.workers, digitized_names=names)
         if a.rows_cache:
             np.savez_compressed(a.rows_cache, **rows)
     trained = np.asarray(clf.cfg.trained_classes, bool)
     tune = {"all": np.ones(len(rows["kind"]), bool), "page": rows["kind"] == 0, "digitized": rows["kind"] == 2,
             "page+digitized": rows["kind"] != 1}[a.tune_on]
     model, oof = train_fusion(rows["p_cnn"], rows["meas"], rows["y"], rows["folds"], trained, list(CLASSES),
-                              tune_rows=tune, l2=a.l2, blend=a.blend)
+                              tune_rows=tune, l2=a.l2, blend=a.blend, rhythm_rules=not a.no_rhythm_rules)
     report = fusion_report(rows, oof, model, clf.cfg.thresholds_signal, trained)
-    model.notes = {"rows": int(len(rows["kind"])), "l2": a.l2, "blend": a.blend, "tune_on": a.tune_on,
+    model.notes = {"rows": int(len(rows["kind"])), "views": np.bincount(rows["kind"], minlength=3).tolist(),
+                   "digitized_first": a.digitized_first, "l2": a.l2, "blend": a.blend, "tune_on": a.tune_on,
+                   "rhythm_rules": not a.no_rhythm_rules,
                    "oof": report}
     if not a.dry_run:
         model.save(a.model)

@@ -74,6 +74,19 @@ def decide(probs: np.ndarray, thresholds, trained, at_least_one: bool = True) ->
     return out
 
 
+def score_probs(probs: np.ndarray, y: np.ndarray, thresholds, trained, at_least_one: bool = True,
+                classes: list[str] | None = None) -> tuple[float | None, dict]:
+    """Macro F (None when no class counts) and per-class F of the `decide` decisions on (records, classes)
+    probabilities against 0/1 truth `y`, the organizers' way (thresholds.macro_f)."""
+    from .thresholds import macro_f
+
+    pred = np.stack([decide(p, thresholds, trained, at_least_one) for p in probs])
+    f, per = macro_f(pred, y)
+    names = list(classes) if classes is not None else list(CLASSES)
+    return (round(float(f), 4) if np.isfinite(f) else None,
+            {c: round(float(v), 3) for c, v in zip(names, per) if np.isfinite(v)})
+
+
 class Classifier:
     """Inference object: `Classifier.load(dir).predict(images_rgb, signal, header) -> list[str]`."""
 

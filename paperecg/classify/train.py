@@ -23,13 +23,13 @@ from ..hardware import classifier_recipe, ddp_rank_world, ddp_setup, select_prof
 from ..harness import AmpStep, BudgetClock, atomic_torch_save, set_lr, sync_progress, warmup_cosine_lr
 from ..records.labels import CLASSES, labels_to_multi_hot
 from .image_data import render_training_crop, square_crop_resize, to_tensor_input, validation_crop
-from .model import Classifier, ClassifierConfig, decide, make_signal_net
+from .model import Classifier, ClassifierConfig, make_signal_net, score_probs
 from .networks import build_image_net, load_imagenet_backbone
 from .signal_data import augment_signal, network_input, side_features
-from .thresholds import macro_f, positive_weights, tune_thresholds
+from .thresholds import positive_weights, tune_thresholds
 from .train_data import (HIDDEN_DEMOGRAPHICS, TrainRecord, load_training_records, make_folds, predict_signal,
                          validation_signal_view)
-from .train_data import log_if as _log
+from ..log import log_if as _log
 
 # ImageNet weights for the image branch, looked for in the model folder and the folder above it, named after
 # the architecture: "{arch}_imagenet.safetensors" or "{arch}_imagenet.pth" (e.g. torchvision's
@@ -485,16 +485,12 @@ def choose_fusion(p_signal: np.ndarray, p_image: np.ndarray, y: np.ndarray, trai
     return 1.0, thresholds_signal.copy(), signal_only
 
 
-def _score(probs: np.ndarray, y: np.ndarray, thresholds, cfg: ClassifierConfig) -> float:
-    pred = np.stack([decide(p, thresholds, cfg.trained_classes, cfg.at_least_one) for p in probs])
-    f, _ = macro_f(pred, y)
-    return round(float(f), 4) if np.isfinite(f) else None
+def _score(probs: np.ndarray, y: np.ndarray, thresholds, cfg: ClassifierConfig) -> float | None:
+    return score_probs(probs, y, thresholds, cfg.trained_classes, cfg.at_least_one, cfg.classes)[0]
 
 
 def _per_class(probs: np.ndarray, y: np.ndarray, thresholds, cfg: ClassifierConfig) -> dict:
-    pred = np.stack([decide(p, thresholds, cfg.trained_classes, cfg.at_least_one) for p in probs])
-    _, per = macro_f(pred, y)
-    return {c: round(float(v), 3) for c, v in zip(cfg.classes, per) if np.isfinite(v)}
+    return score_probs(probs, y, thresholds, cfg.trained_classes, cfg.at_least_one, cfg.classes)[1]
 
 
 def _renderer_available() -> bool:

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..log import log_if
 from ..records.header import HeaderInfo
 from ..records.io import image_paths, load_header_info, load_signal
 from .signal_data import apply_layout_mask, network_input, side_features, to_internal
@@ -26,11 +27,6 @@ class TrainRecord:
     signal_mv: np.ndarray | None  # header order, header rate (for rendering)
     x: np.ndarray | None  # (12, 1000) internal signal
     images: list[str]  # image files that exist
-
-
-def log_if(verbose: bool, *msg) -> None:
-    if verbose:
-        print("[classify]", *msg, flush=True)
 
 
 def load_training_records(record_paths: list[str], verbose: bool = False) -> list[TrainRecord]:
@@ -58,7 +54,7 @@ def load_training_records(record_paths: list[str], verbose: bool = False) -> lis
             skipped += 1
             continue
         out.append(TrainRecord(path, info, sig, x, images))
-    log_if(verbose, f"{len(out)} labelled records, {skipped} skipped (unlabelled/unreadable)")
+    log_if(verbose, "[classify]", f"{len(out)} labelled records, {skipped} skipped (unlabelled/unreadable)")
     return out
 
 

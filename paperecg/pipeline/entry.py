@@ -7,28 +7,19 @@ shape, or None where the organizers' save step could not write one; the prevalen
 from __future__ import annotations
 
 import os
-import sys
 import traceback
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from paperecg.hardware import select_profile, set_threads
+from paperecg.log import log_if, warn  # noqa: F401  (training.py takes them from here)
 from paperecg.records.header import HeaderInfo, parse_header
 from paperecg.records.images import PageImage, load_pages
 from paperecg.records.io import image_paths, load_header, sanitize_signal, save_step_accepts
 
 from .digitizer import Digitizer, PageResult
 from .prevalence import PrevalenceModel
-
-
-def log_if(verbose: bool, msg: str) -> None:
-    if verbose:
-        print(msg, flush=True)
-
-
-def warn(msg: str) -> None:
-    print(f"[paperecg] {msg}", file=sys.stderr, flush=True)
 
 
 # --- the classification model as team_code sees it --------------------------------------------------

@@ -133,3 +133,11 @@ def select_records(data_dir: str, folds: set[int] | str | None = None) -> list[s
         raise ValueError(f"fold selection asked for, but no {DATABASE_CSV} found in or above {data_dir}")
     db = read_database(db_path)
     return [r for r in records if (e := db.get(os.path.basename(r))) is not None and e.strat_fold in folds]
+
+
+def seeded_order(records: list[str], seed: int) -> list[str]:
+    """`records` in a seeded random order: a job that walks them and stops early (the digitizer's cache of
+    training pages) has covered a random subset, and a reader can name that subset by its length."""
+    import numpy as np
+
+    return [records[i] for i in np.random.default_rng(seed).permutation(len(records))]

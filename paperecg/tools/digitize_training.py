@@ -38,7 +38,7 @@ def digitize_one(record: str, digitizer, seed: int, photo_share: float) -> tuple
 
 def main(argv: list[str] | None = None) -> int:
     from paperecg.pipeline.digitizer import Digitizer
-    from paperecg.records.ptbxl import select_records
+    from paperecg.records.ptbxl import seeded_order, select_records
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
@@ -50,9 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=None)
     a = ap.parse_args(argv)
     os.makedirs(a.out, exist_ok=True)
-    records = select_records(a.data, a.folds)
-    order = np.random.default_rng(a.seed).permutation(len(records))
-    records = [records[i] for i in order][: a.limit]
+    records = seeded_order(select_records(a.data, a.folds), a.seed)[: a.limit]
     todo = [r for r in records if not os.path.isfile(os.path.join(a.out, cache_name(r)))]
     print(f"{len(records)} records, {len(records) - len(todo)} cached, {len(todo)} to do", file=sys.stderr)
     digitizer = Digitizer.load(a.model, device="cpu", log=lambda m: print(m, file=sys.stderr))
