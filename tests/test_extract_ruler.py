@@ -85,3 +85,21 @@ def test_a_crease_across_the_rows_keeps_the_time_axis():
             assert sum(rt.ruler is not None for rt in ex.rows) == len(ex.rows)
     assert np.nanmax(drift[False]) > 3.0  # the crease is there to be read
     assert np.nanmax(drift[True]) <= 3.0
+
+
+def test_a_page_without_creases_keeps_its_nominal_time_axis():
+    """On an uncreased page the ruler reads only its own noise (a few tenths of a pixel, most at a row's ends);
+    applied, that noise moves a steep QRS stroke's samples by tenths of a mV. No row gets a ruler and the
+    reading is the one without the ruler, to the bit."""
+    fs_hz = 100.0
+    signal = synthetic_ecg(fs_hz, 10.0, "NORM", 7, 12)
+    page = render_page(signal, fs_hz, LEADS_12, RenderStyle(**PRINTOUT))
+    mask = page.trace_mask.astype(np.float32)
+    out = {}
+    for ruler in (False, True):
+        ex = extract_signal(mask, page.image, fs_hz, signal.shape[0], LEADS_12, page.lead_name_boxes(),
+                            params=ExtractParams(grid_ruler=ruler))
+        out[ruler] = ex.signal
+        if ruler:
+            assert all(rt.ruler is None for rt in ex.rows)
+    np.testing.assert_array_equal(out[False], out[True])

@@ -136,11 +136,21 @@ RULER_STRIPS_MM = ((-10.0, -3.0), (2.5, 8.0))
 RULER_MAX_COVER_SHARE = 0.2
 RULER_SMOOTH_MM = 2.5  # Gaussian smoothing of the line shifts along the row (as SMOOTH_MM above)
 RULER_MAX_SCATTER_PX = 1.0  # lines scattering more than this about their smoothed shift: no ruler for the row
+# A line further than this share of the period from the median of its five neighbours is misread (print, a
+# trace's edge; ECG-Image-Kit photo 00823: one 5-mm line 1.3 mm off): a crease moves neighbouring lines
+# together, so a step or a ramp keeps its median and a lone line does not.
+RULER_OUTLIER_SHARE = 0.2
+# A row whose shifts all stay within this is left on its nominal axis: that is the ruler's own noise (up to
+# 0.55 px on the rows of ECG-Image-Kit photo 00047, most at a row's ends), not a crease, and at 100 Hz a
+# sample is 2 px, so 0.4 px moves a QRS stroke's samples by 0.2 mV (00047's V6: 17.8 dB on the nominal axis,
+# 14.6 on the ruler's). A crease a phone shows moves the lines by 2-8 px.
+RULER_MIN_CREASE_PX = 1.0
 RULER_MIN_LINE_SHARE = 0.5  # at least this share of the row's lines measured, and at least RULER_MIN_LINES
 RULER_MIN_LINES = 6
 # The 5-mm lines are the ruler where they are told apart: their comb level at least this share of the 1-mm
-# lattice's (real photographed printouts: 1.4-4x it; ECG-Image-Kit's rendered photos, whose lines are drawn
-# alike: 0.05-0.17, and there a crease of over half a millimetre would be read a whole millimetre wrong).
+# lattice's (real photographed printouts: 1.2-5.6x it; ECG-Image-Kit's photos: 0.7-0.9; our renderer's
+# printout style: 0.2-0.3). Below it the lines are drawn alike, a line's shift is known only modulo 1 mm, and
+# a crease of over half a millimetre would be read a whole millimetre wrong beyond it.
 MAJOR_GUIDE_SHARE = 0.15
 # The 1-mm lines are read too where their level is at least this share of the 5-mm lines' (each line's
 # period multiple taken from the 5-mm ruler).
@@ -302,7 +312,7 @@ def row_ruler(dark: np.ndarray, cover: np.ndarray | None, x0_px: float, x1_px: f
     if xs.size < need:
         return None
     local = np.array([np.median(shift[max(0, i - 2):i + 3]) for i in range(shift.size)])
-    good = np.abs(shift - local) < 0.25 * period
+    good = np.abs(shift - local) < RULER_OUTLIER_SHARE * period
     xs, shift = xs[good], shift[good]
     if xs.size < need:
         return None
@@ -311,4 +321,7 @@ def row_ruler(dark: np.ndarray, cover: np.ndarray | None, x0_px: float, x1_px: f
     smooth = (w @ shift) / w.sum(axis=1)
     if float(np.sqrt(np.mean((shift - smooth) ** 2))) > RULER_MAX_SCATTER_PX:
         return None
-    return RowRuler(xs, smooth - float(np.median(smooth)), period_mm)
+    smooth -= float(np.median(smooth))
+    if float(np.max(np.abs(smooth))) < RULER_MIN_CREASE_PX:
+        return None
+    return RowRuler(xs, smooth, period_mm)
