@@ -10,6 +10,7 @@ The extractor's story, one stage a file:
    signal starts), rows printed side by side on one start: timeaxis.py;
 6. the cells, which lead each stretch of each row is and over which window: cells.py;
 7. the pen width and each row's sub-pixel sample phase from the polyline fit's cost (readout.py, fit.py);
+   on a photographed page, each row's time axis read on the grid lines beside it (ruler.py);
 8. every row read out by fitting the drawn polyline to its column edges, mV at the record's sample times,
    each lead's confidence, abstention and its readings combined: readout.py, combine.py.
 """
@@ -26,6 +27,7 @@ from .combine import read_leads
 from .ink import ink_score_map, map_finer_than_scan
 from .paper import off_paper_mask
 from .readout import choose_pen_width
+from .ruler import measure_row_rulers
 from .rows import TrackParams, find_row_centres, resolve_shared, trace_width, track_rows
 from .runs import Runs, find_runs
 from .scale import GridScale, estimate_skew, gridless_geometry, page_geometry
@@ -178,8 +180,12 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
 
     choice = choose_cells(rows, tracked.centres, lead_name_boxes, fs_hz, px_per_sample, num_samples, width_px)
     pen_width = fit_timing(rows, px_per_sample, num_samples, width_px, params)
+    ruler_note = None
+    if params.grid_ruler and image_rgb is not None:
+        ruled = measure_row_rulers(rows, image_rgb, tmap >= threshold, geometry.px_per_mm_x, px_per_sample)
+        ruler_note = f"time axis read on the grid beside {ruled} of {len(rows)} rows"
     signal, confidence = read_leads(choice.cells, rows, lead_names, fs_hz, px_per_sample, num_samples, width_px,
                                     pen_width, geometry, params)
-    notes = [n for n in (scale_note, ink_note) if n] + choice.notes
+    notes = [n for n in (scale_note, ink_note) if n] + choice.notes + ([ruler_note] if ruler_note else [])
     return Extraction(signal, geometry, confidence, rows, choice.cells, choice.layout, grid, skew, width_px,
                       pen_width, notes)

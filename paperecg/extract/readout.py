@@ -22,6 +22,7 @@ import numpy as np
 
 from ..geometry import PageGeometry
 from .fit import fit_samples
+from .ruler import sample_x as ruled_sample_x
 from .types import RowTrace
 
 # Gauss-Newton iterations of the polyline fit (fit.fit_samples stops earlier once it has converged): a readout
@@ -142,7 +143,7 @@ def fit_row(rt: RowTrace, x_first: float, px_per_sample: float, num_samples: int
     """Polyline fit of one row with its first sample at x_first: (sample indices on the row, y, cost).
     Each cell (lead) of the row is a polyline of its own: no line joins the last sample of one cell and
     the first of the next."""
-    sample_x = x_first + np.arange(num_samples) * px_per_sample
+    sample_x = ruled_sample_x(x_first, px_per_sample, num_samples, rt.ruler)
     on_row = (sample_x >= rt.col0 - 0.5) & (sample_x <= rt.col0 + rt.top.size - 0.5)
     idx = np.nonzero(on_row)[0]
     if idx.size < 3:
@@ -216,7 +217,7 @@ def row_samples(rt: RowTrace, px_per_sample: float, num_samples: int, width_px: 
     """mV of every record sample on this row's time axis (NaN off the trace)."""
     if not np.isfinite(rt.x_first) or rt.top.size == 0:
         return np.full(num_samples, np.nan)
-    sample_x = rt.x_first + np.arange(num_samples) * px_per_sample
+    sample_x = ruled_sample_x(rt.x_first, px_per_sample, num_samples, rt.ruler)
     xs, ys = centre_path(rt.top, rt.bot, width_px, rt.col0, sample_x)
     valid = np.isfinite(rt.top)
     y = sample_path(xs, ys, sample_x, valid, rt.col0)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..rectify.residual import RowRuler
 from .ink import InkParams
 from .pulse import PulseInfo
 from .rows import TrackParams
@@ -26,6 +27,9 @@ class ExtractParams:
     timing_search: bool = True  # find each row's sub-pixel sample phase by the polyline fit's cost
     # ... only where samples are this far apart or more (px): denser samples leave the fit's cost flat in the phase
     timing_min_px_per_sample: float = 0.75
+    # read each row's time axis on the grid lines beside it (extract/ruler.py): for photographed pages, whose
+    # creases the page frame's smooth surface leaves in
+    grid_ruler: bool = False
     track: TrackParams = field(default_factory=TrackParams)
     row_end_min_rel: float = 0.3  # a row's first and last run: at least this share of the median run length
     row_start_tol_s: float = 0.02  # rows whose starts agree within this start together (align_row_starts)
@@ -52,6 +56,7 @@ class RowTrace:
     x_shift: float = 0.0  # sub-pixel correction of x_first found by the sample-phase search
     cell_starts: list[int] = field(default_factory=list)  # samples where a new lead's polyline begins
     start_group: int = 0  # rows with the same value start together (one timing search for all)
+    ruler: RowRuler | None = None  # where the row's millimetres really are (extract/ruler.py); None: nominal
 
 
 def empty_row(centre_y: float) -> RowTrace:

@@ -135,10 +135,11 @@ def extract_params_for(rect: RectifiedPage) -> ExtractParams:
     """The extractor's settings for a page as the frame found it. A page the frame straightened through a
     perspective or a curl was photographed: a phone thins and fades its steep strokes, whose pieces the ink
     alone breaks apart, so the whole stretch of ink inside the segmenter's core is read
-    (`InkParams.stroke_threshold`). A flat scan keeps the plain ink: there grid lines as dark as the trace
-    would widen the strokes."""
+    (`InkParams.stroke_threshold`), and each row's time axis is read on the grid lines beside it, which keep
+    the creases the frame's smooth surface leaves in (`ExtractParams.grid_ruler`). A flat scan keeps the
+    plain ink (there grid lines as dark as the trace would widen the strokes) and the nominal time axis."""
     if rect.frame is not None and rect.frame.straightens:
-        return ExtractParams(ink=InkParams(stroke_threshold=PHOTO_STROKE_THRESHOLD))
+        return ExtractParams(ink=InkParams(stroke_threshold=PHOTO_STROKE_THRESHOLD), grid_ruler=True)
     return ExtractParams()
 
 

@@ -1,6 +1,7 @@
 """Pictures of what the digitizer did: the digitized trace drawn back over the page.
 
-A sample k of a lead drawn in row r sits at x = x_first(r) + k * px_per_sample and
+A sample k of a lead drawn in row r sits at x = x_first(r) + k * px_per_sample (moved by the row's grid
+ruler on a photographed page, extract/ruler.py) and
 y = baseline_y(r) - mV * px_per_mv (+ the residual skew the extractor sheared out), the inverse of the
 extractor's readout, in the rectified page's pixels. `rectified_to_original` takes those points back onto
 the image as it was given (the rectifier's quarter turns and tilt undone), so a person sees the reading on
@@ -19,6 +20,7 @@ import cv2
 import numpy as np
 
 from paperecg.extract import Extraction
+from paperecg.extract.ruler import ruled_x
 from paperecg.geometry import rotate_points
 from paperecg.layouts import STANDARD_LEADS, canonical_lead_name, lead_index
 from paperecg.rectify.rectify import RectifiedPage
@@ -81,7 +83,7 @@ def trace_pieces(extraction: Extraction, signal_mv: np.ndarray, fs_hz: float, le
         page_start = cell.start if cell.page_start is None else cell.page_start
         for s, e in finite_runs(np.isfinite(values)):
             k = np.arange(cell.start + s, cell.start + e)
-            xs = row.x_first + (k - cell.start + page_start) * px_per_sample
+            xs = ruled_x(row.x_first + (k - cell.start + page_start) * px_per_sample, row.ruler)
             ys = row.baseline_y - values[s:e] * g.px_per_mv + extraction.skew * (xs - x_mid)
             pieces.append(TracePiece(canonical_lead_name(cell.lead), cell.start, int(k[0]), int(k[-1]) + 1,
                                      np.stack([xs, ys], axis=1)))

@@ -1,0 +1,76 @@
+"""A row's time axis read on the printed grid (photographed pages).
+
+A sample k of a row is nominally at x = x_first + k * px_per_sample. On a crumpled or folded photograph the
+page frame's smooth surface leaves creases in: there the row's millimetres are not where the nominal x says,
+and its beats come up to ~30 ms early or late, one beat at a time. The vertical grid lines beside the row
+carry the same crease; `rectify.residual.row_ruler` measures them (a `RowRuler`), and every reading of the
+row (the centre path, the polyline fit, the overlay) then looks for sample k at x + shift(x).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..rectify.residual import RowRuler, row_ruler, ruler_darkness
+
+# Trace pixels are widened by this much on each side before the rulers leave them out (their blurred edge
+# still darkens the grid's strips).
+COVER_MARGIN_MM = 0.5
+# x ranges whose lines a ruler leaves out: the calibration pulse before a row's first sample, and the lead
+# separators and names at each cell boundary and at the row's end (print, not grid).
+PULSE_MM = 8.0
+SEPARATOR_MM = 3.0
+
+
+def ruled_x(nominal_x: np.ndarray, ruler: RowRuler | None) -> np.ndarray:
+    """Where the ink of nominal x positions of a row is: moved by the row's ruler when it has one (kept
+    increasing: a fitted polyline needs sorted samples)."""
+    x = np.asarray(nominal_x, dtype=np.float64)
+    if ruler is None:
+        return x
+    return np.maximum.accumulate(x + ruler.shift_at(x))
+
+
+def sample_x(x_first: float, px_per_sample: float, num_samples: int, ruler: RowRuler | None) -> np.ndarray:
+    """x (px) where each sample of a row is read (see ruled_x)."""
+    return ruled_x(x_first + np.arange(num_samples) * px_per_sample, ruler)
+
+
+def ruler_exclusions(x_first: float, x_last: float, cell_starts: list[int], px_per_sample: float,
+                     px_per_mm: float) -> list[tuple[float, float]]:
+    """The x ranges of print beside a row (see PULSE_MM and SEPARATOR_MM)."""
+    sep = SEPARATOR_MM * px_per_mm
+    out = [(x_first - PULSE_MM * px_per_mm, x_first + sep), (x_last - sep, x_last + sep)]
+    for s in cell_starts:
+        x = x_first + s * px_per_sample
+        out.append((x - sep, x + sep))
+    return out
+
+
+def row_level_y(rt) -> float:
+    """The row's baseline before the readout sets it: the calibration pulse's foot, else the median centre of
+    the row's ink (a trace spends most of its time on the baseline)."""
+    if rt.pulse is not None and np.isfinite(rt.pulse.baseline_y):
+        return float(rt.pulse.baseline_y)
+    centre = 0.5 * (rt.top + rt.bot)
+    return float(np.nanmedian(centre)) if np.isfinite(centre).any() else float("nan")
+
+
+def measure_row_rulers(rows: list, image_rgb: np.ndarray, trace_mask: np.ndarray, px_per_mm: float,
+                       px_per_sample: float) -> int:
+    """Set each row's `ruler` (None where its grid gives none); returns how many rows got one.
+    rows: the extractor's RowTrace list (x_first, x_last, baseline_y, cell_starts); trace_mask: bool, the
+    page's trace pixels (the map at its threshold)."""
+    dark = ruler_darkness(image_rgb, px_per_mm)
+    k = 2 * max(1, int(round(COVER_MARGIN_MM * px_per_mm))) + 1
+    cover = cv2.dilate(trace_mask.astype(np.uint8), np.ones((k, k), np.uint8)) > 0
+    count = 0
+    for rt in rows:
+        rt.ruler = None
+        baseline_y = row_level_y(rt)
+        if not (np.isfinite(rt.x_first) and np.isfinite(rt.x_last) and np.isfinite(baseline_y)):
+            continue
+        exclude = ruler_exclusions(rt.x_first, rt.x_last, rt.cell_starts, px_per_sample, px_per_mm)
+        rt.ruler = row_ruler(dark, cover, rt.x_first, rt.x_last, baseline_y, px_per_mm, exclude)
+        count += rt.ruler is not None
+    return count
