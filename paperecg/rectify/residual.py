@@ -148,10 +148,11 @@ RULER_MIN_CREASE_PX = 1.0
 RULER_MIN_LINE_SHARE = 0.5  # at least this share of the row's lines measured, and at least RULER_MIN_LINES
 RULER_MIN_LINES = 6
 # The 5-mm lines are the ruler where they are told apart: their comb level at least this share of the 1-mm
-# lattice's (real photographed printouts: 1.2-5.6x it; ECG-Image-Kit's photos: 0.7-0.9; our renderer's
-# printout style: 0.2-0.3). Below it the lines are drawn alike, a line's shift is known only modulo 1 mm, and
-# a crease of over half a millimetre would be read a whole millimetre wrong beyond it.
-MAJOR_GUIDE_SHARE = 0.15
+# lattice's (real photographed printouts: 1.2-5.6x it; ECG-Image-Kit's photos: 0.7-0.9 on some pages,
+# 0.14-0.18 on others). Below it the lines are drawn alike, a line's shift is known only modulo 1 mm, and a
+# crease of over half a millimetre would be read a whole millimetre wrong beyond it (ECG-Image-Kit photo 00069
+# at 0.18: shifts of 6 px where it has no crease).
+MAJOR_GUIDE_SHARE = 0.5
 # The 1-mm lines are read too where their level is at least this share of the 5-mm lines' (each line's
 # period multiple taken from the 5-mm ruler).
 MINOR_LATTICE_SHARE = 0.3
