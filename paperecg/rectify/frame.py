@@ -41,7 +41,7 @@ import numpy as np
 from ..geometry import CANONICAL_PX_PER_MM, MAJOR_MM, Box, LeadNameBox, page_size_px_per_mm
 from ..warp import MeshWarp, apply_homography, similarity_fit
 from .grid import (LATTICE_PER_PERIOD, GlobalGrid, SurfaceFit, channel_darkness, find_global_grid, fit_lattice,
-                   grid_unresolved, local_mean, measure_tiles, refit_from_surface, resize_by, without_traces)
+                   grid_unresolved, measure_tiles, refit_from_surface, resize_by, tile_darkness)
 from .grid.surface import MIN_TILES
 from .grid.tiles import ANALYSIS_PERIOD_PX, TILE_PERIODS
 
@@ -72,7 +72,6 @@ LOW_RES_PX_PER_MM = 4.0  # below this (about 100 dpi) a page is only resized, ne
 MIN_INLIER_SHARE = 0.4  # fewer grid tiles than this share on the fitted surface: scale only
 EXTENT_MARGIN_MM = 8.0  # paper kept beyond the outermost grid tiles' centres
 MIN_MAJOR_CONTRAST = 0.15  # median major-line contrast above which tiles are unwrapped in 5-mm periods
-TRACE_CAP_PERCENTILE = 99.5
 REFIT_MAX_PASSES = 3
 REFIT_MIN_GAIN = 0.05  # share of tiles a pass must add for another to run
 
@@ -236,12 +235,7 @@ def _find(img: np.ndarray) -> PageFrame:
     f2 = f1 * ANALYSIS_PERIOD_PX / period1
     f2 = min(f2, 3.0)
     src = img if f2 > f1 else small
-    dark2 = channel_darkness(resize_by(src, f2 / (1.0 if src is img else f1)))
-    dark2 = dark2 - local_mean(dark2, int(2 * ANALYSIS_PERIOD_PX))
-    # the trace and print are darker than grid lines: capping the darkness keeps them from outweighing
-    # the grid in the tiles they cross
-    dark2 = np.minimum(dark2, np.percentile(dark2, TRACE_CAP_PERCENTILE))
-    dark2 = without_traces(dark2)
+    dark2 = tile_darkness(resize_by(src, f2 / (1.0 if src is img else f1)), ANALYSIS_PERIOD_PX)
     g2 = GlobalGrid(glob.kx * f1 / f2, glob.ky * f1 / f2, glob.confidence)
     tile_px = int(TILE_PERIODS * ANALYSIS_PERIOD_PX)
     tiles = measure_tiles(dark2, g2, tile_px, tile_px // 2)

@@ -1,7 +1,8 @@
 """The printed grid: every reading of it, and the page's scale it gives.
 
-- darkness.py: the darkness images the readers read (`channel_darkness`, `grey_darkness`, `line_darkness`),
-  trace and print removed (`without_traces`), the page's polarity (`dark_page`, `light_paper`);
+- darkness.py: the darkness images the readers read (`channel_darkness`, `grey_darkness`, `line_darkness`,
+  `tile_darkness`), trace and print removed (`without_traces`), the page's polarity (`dark_page`,
+  `light_paper`);
 - spectrum.py: the two line families on the whole page, from its 2-D spectrum (`find_global_grid`);
 - tiles.py: each tile's local period, direction and line phase, unwrapped across tiles (`measure_tiles`,
   `unwrap_tiles`);
@@ -15,7 +16,7 @@
 from .axis import (UNRESOLVED_GRID_PX_PER_MM, AxisScale, GridScale, estimate_axis_period, estimate_grid_scale,
                    estimate_skew, grid_unresolved, square_grid)
 from .darkness import (channel_darkness, dark_page, grey_darkness, light_paper, line_darkness, local_mean, resize_by,
-                       without_traces)
+                       tile_darkness, without_traces)
 from .residual import GridResidual, grid_residual, resize_to_canonical, time_axis_residual
 from .ruler import RowRuler, row_ruler
 from .spectrum import GlobalGrid, find_global_grid
@@ -24,7 +25,7 @@ from .tiles import LATTICE_PER_PERIOD, TileGrid, grow_from, measure_tiles, unwra
 
 __all__ = ["UNRESOLVED_GRID_PX_PER_MM", "AxisScale", "GridScale", "estimate_axis_period", "estimate_grid_scale",
            "estimate_skew", "grid_unresolved", "square_grid", "channel_darkness", "dark_page", "grey_darkness",
-           "light_paper", "line_darkness", "local_mean", "resize_by", "without_traces", "GridResidual",
+           "light_paper", "line_darkness", "local_mean", "resize_by", "tile_darkness", "without_traces", "GridResidual",
            "grid_residual", "resize_to_canonical", "time_axis_residual", "RowRuler", "row_ruler", "GlobalGrid",
            "find_global_grid", "RefitPass", "SurfaceFit", "TileFit", "fit_lattice", "fit_surface",
            "refit_from_surface", "LATTICE_PER_PERIOD", "TileGrid", "grow_from", "measure_tiles", "unwrap_tiles"]

@@ -7,7 +7,9 @@ The darkness images differ in what they compute; each reader takes the one it wa
 - `grey_darkness`: 255 - the grey level: the axis comb reader (`axis.py`) reads it;
 - `line_darkness`: `channel_darkness` less its 20-mm background, with trace and print set to the background
   level (`without_traces`): the grid lines alone, which the residual (`residual.py`) and the row rulers
-  (`ruler.py`) read.
+  (`ruler.py`) read;
+- `tile_darkness`: `channel_darkness` less its background over two 5-mm periods, capped, trace and print
+  removed: what the page frame's tiles (`tiles.py`) read.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import numpy as np
 
 DARK_PAPER_LEVEL = 90  # median brightness below this: bright lines on a dark page
 TRACE_LEVEL_FACTOR = 4.0  # darker than this times the page's 90th percentile: trace or print, not grid
+TRACE_CAP_PERCENTILE = 99.5  # `tile_darkness` is capped at this percentile of itself
 
 
 def _channel_range(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -98,3 +101,14 @@ def line_darkness(image_rgb: np.ndarray, px_per_mm: float) -> np.ndarray:
     clipped, trace and print removed (`without_traces`)."""
     dark = channel_darkness(image_rgb)
     return without_traces(np.clip(dark - local_mean(dark, max(4, int(20.0 * px_per_mm))), 0, None))
+
+
+def tile_darkness(image_rgb: np.ndarray, period_px: float) -> np.ndarray:
+    """The darkness the tiles read, on an image whose 5-mm period is period_px: `channel_darkness` less its
+    background (area means over two periods), capped at TRACE_CAP_PERCENTILE (the trace and print are darker
+    than grid lines: capped, they no longer outweigh the grid in the tiles they cross), trace and print
+    removed (`without_traces`)."""
+    dark = channel_darkness(image_rgb)
+    dark = dark - local_mean(dark, int(2 * period_px))
+    dark = np.minimum(dark, np.percentile(dark, TRACE_CAP_PERCENTILE))
+    return without_traces(dark)

@@ -34,9 +34,17 @@ class GridResidual:
     bands: int  # bands with a measurement
 
 
-def band_displacement(profile: np.ndarray, period_px: float, smooth_px: float) -> tuple[np.ndarray, np.ndarray]:
-    """(displacement of the comb's lines from a perfect comb at x = k * period (px), amplitude) along a 1-D
-    darkness profile: the phase of the profile demodulated at the period, low-passed and unwrapped."""
+@dataclass(frozen=True)
+class BandDisplacement:
+    """Along a 1-D darkness profile: how far the comb's lines are from a perfect comb, and how strong it is."""
+
+    shift_px: np.ndarray  # displacement from a perfect comb at x = k * period, per profile px
+    amplitude: np.ndarray  # the demodulated amplitude there (low: no grid)
+
+
+def band_displacement(profile: np.ndarray, period_px: float, smooth_px: float) -> BandDisplacement:
+    """The comb's lines' displacement along a 1-D darkness profile: the phase of the profile demodulated at
+    the period, low-passed and unwrapped."""
     x = np.arange(profile.size, dtype=np.float64)
     omega = 2.0 * np.pi / period_px
     p = profile - gaussian_filter1d(profile, 2.0 * period_px)
@@ -44,7 +52,7 @@ def band_displacement(profile: np.ndarray, period_px: float, smooth_px: float) -
     z = gaussian_filter1d(z.real, smooth_px) + 1j * gaussian_filter1d(z.imag, smooth_px)
     # p = cos(omega (x - d)) demodulates to exp(-i omega d) / 2
     d = -np.unwrap(np.angle(z)) / omega
-    return d, np.abs(z)
+    return BandDisplacement(d, np.abs(z))
 
 
 def _band_profiles(dark: np.ndarray, px_per_mm: float) -> list[np.ndarray]:
@@ -62,7 +70,7 @@ def _family(dark: np.ndarray, px_per_mm: float, window_mm: float) -> tuple[list[
     best = None
     for period_mm in PERIODS_MM:
         results = [band_displacement(p, period_mm * px_per_mm, smooth) for p in profiles]
-        amps = np.concatenate([a for _, a in results])
+        amps = np.concatenate([r.amplitude for r in results])
         level = float(np.median(amps)) if amps.size else 0.0
         if best is None or level > best[0]:
             best = (level, results)
@@ -72,7 +80,8 @@ def _family(dark: np.ndarray, px_per_mm: float, window_mm: float) -> tuple[list[
     floor = MIN_AMPLITUDE_SHARE * level
     edge = int(round(2.0 * smooth))  # the low-pass is biased within its reach of a segment's ends
     stretches, bends, used = [], [], 0
-    for d, a in results:
+    for r in results:
+        d, a = r.shift_px, r.amplitude
         idx = np.nonzero(a > floor)[0]
         if idx.size < win + 2 * edge:
             continue

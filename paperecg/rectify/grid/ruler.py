@@ -57,10 +57,18 @@ class RowRuler:
         return np.interp(np.asarray(x, dtype=np.float64), self.x_px, self.shift_px)
 
 
-def comb_peaks(profile: np.ndarray, period_px: float) -> tuple[np.ndarray, np.ndarray]:
-    """(nominal x, measured x) of each line of a comb along a 1-D darkness profile: nominal places follow the
-    profile's own phase at the period; each line is the sub-pixel peak (parabola) within
-    half a period of its place (NaN where the peak is at the window's edge or not a maximum)."""
+@dataclass(frozen=True)
+class CombPeaks:
+    """Each line of a comb along a 1-D profile: where a perfect comb puts it, and where it stands."""
+
+    nominal_px: np.ndarray
+    found_px: np.ndarray  # NaN: not found
+
+
+def comb_peaks(profile: np.ndarray, period_px: float) -> CombPeaks:
+    """Each line of a comb along a 1-D darkness profile: nominal places follow the profile's own phase at the
+    period; each line is the sub-pixel peak (parabola) within half a period of its place (NaN where the peak
+    is at the window's edge or not a maximum)."""
     x = np.arange(profile.size, dtype=np.float64)
     phase = np.angle(np.sum((profile - profile.mean()) * np.exp(-2j * np.pi * x / period_px)))
     first = (-phase / (2.0 * np.pi)) * period_px % period_px
@@ -78,13 +86,14 @@ def comb_peaks(profile: np.ndarray, period_px: float) -> tuple[np.ndarray, np.nd
         curv = a - 2.0 * b + c2
         if curv < 0:
             found[n] = i + 0.5 * (a - c2) / curv
-    return nominal, found
+    return CombPeaks(nominal, found)
 
 
 def _line_shifts(profile: np.ndarray, share: np.ndarray, period_px: float, x_offset: int
                  ) -> tuple[np.ndarray, np.ndarray]:
     """(nominal x, shift modulo the period) of the comb's lines found clear of the trace (page x)."""
-    nominal, pos = comb_peaks(profile, period_px)
+    peaks = comb_peaks(profile, period_px)
+    nominal, pos = peaks.nominal_px, peaks.found_px
     half = int(round(0.5 * period_px))
     for n, c in enumerate(nominal):
         lo, hi = max(0, int(c) - half), min(profile.size, int(c) + half + 1)

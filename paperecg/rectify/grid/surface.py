@@ -129,11 +129,17 @@ def analysis_to_original(points_xy: np.ndarray, f2xy: tuple[float, float]) -> np
     return (np.asarray(points_xy, dtype=np.float64) + 0.5) / f - 0.5
 
 
-def predicted_tiles(surface: SurfaceFit, centres: np.ndarray, f2xy: tuple[float, float]
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Where a fitted surface puts tile centres on the paper ((N, 2) mm) and the local frequency of both
-    families there ((2, N, 2) periods per analysis px: the gradient of u / MAJOR_MM and v / MAJOR_MM, the
-    same vectors measure_tiles finds)."""
+@dataclass(frozen=True)
+class PredictedTiles:
+    """What a fitted surface predicts for tile centres."""
+
+    uv_mm: np.ndarray  # (N, 2) each centre's place on the paper
+    k: np.ndarray  # (2, N, 2) both families' local frequency there, periods per analysis px
+
+
+def predicted_tiles(surface: SurfaceFit, centres: np.ndarray, f2xy: tuple[float, float]) -> PredictedTiles:
+    """Where a fitted surface puts tile centres on the paper and the local frequency of both families there
+    (the gradient of u / MAJOR_MM and v / MAJOR_MM: the same vectors measure_tiles finds)."""
     uv = surface.inverse(analysis_to_original(centres, f2xy))
     step_mm = 0.5
     base = surface.forward(uv)
@@ -142,7 +148,7 @@ def predicted_tiles(surface: SurfaceFit, centres: np.ndarray, f2xy: tuple[float,
     jac = np.stack([du, dv], axis=2) * np.asarray(f2xy)[None, :, None]  # d(analysis x, y) / d(u, v)
     with np.errstate(all="ignore"):
         grad = np.linalg.inv(jac) / MAJOR_MM  # rows: d(u, v) / d(analysis x, y), in periods
-    return uv, np.transpose(grad, (1, 0, 2))
+    return PredictedTiles(uv, np.transpose(grad, (1, 0, 2)))
 
 
 def refit_from_surface(dark: np.ndarray, glob: GlobalGrid, tiles: TileGrid, ok: np.ndarray, fit: TileFit,
@@ -160,7 +166,8 @@ def refit_from_surface(dark: np.ndarray, glob: GlobalGrid, tiles: TileGrid, ok: 
     inl = fit.surface.inliers
     ny, nx = ok.shape
     centres = tiles.centres.reshape(-1, 2)
-    uv_pred, k_pred = predicted_tiles(fit.surface, centres, f2xy)
+    predicted = predicted_tiles(fit.surface, centres, f2xy)
+    uv_pred, k_pred = predicted.uv_mm, predicted.k
     lat = 1.0 / lattice
     frac = np.mod(tiles.phase.reshape(2, -1).T / (2 * np.pi), lat)  # (N, 2) periods
     pred = uv_pred / MAJOR_MM

@@ -108,21 +108,29 @@ def measure_tiles(dark: np.ndarray, glob: GlobalGrid, tile_px: int, stride_px: i
             rows = (np.matmul(tiles, ex.real.astype(np.float32))
                     + 1j * np.matmul(tiles, ex.imag.astype(np.float32)))  # (t, tile, M)
             fm = np.sum(rows * ey, axis=1)
-            frac, contrast = comb_phase(fm, harm)
+            line = comb_phase(fm, harm)
             k_out[fam, rows_i, cols_j] = np.stack([kx1, ky1], axis=1)
-            ph_out[fam, rows_i, cols_j] = 2 * np.pi * frac
-            major_out[fam, rows_i, cols_j] = contrast
+            ph_out[fam, rows_i, cols_j] = 2 * np.pi * line.frac
+            major_out[fam, rows_i, cols_j] = line.major_contrast
             snr_out[fam, rows_i, cols_j] = spectrum_lookup(power, kx1, ky1) / level
     return TileGrid(centres, k_out, ph_out, snr_out, major_out)
 
 
-def comb_phase(fm: np.ndarray, harmonics: np.ndarray, steps: int = 240) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class LinePhase:
+    """Where each tile's centre sits between two major lines, and how clearly its major line is told apart."""
+
+    frac: np.ndarray  # (T,) fraction of a period in [0, 1)
+    major_contrast: np.ndarray  # (T,) the best shift over the other four 1-mm positions (0: minor lines as dark)
+
+
+def comb_phase(fm: np.ndarray, harmonics: np.ndarray, steps: int = 240) -> LinePhase:
     """Where the tile centre sits between two major lines (fraction of a period in [0, 1)) from the DFT
     values fm (T, M) at the harmonics: the shift at which a comb of lines matches the tile best,
     argmax_u sum_m Re(F_m exp(-2 pi i m u)). All harmonics (the 1-mm lines are the 5th) vote, so a trace or
     a letter crossing the tile, which spreads its energy over all frequencies, moves the answer far less
-    than it moves the fundamental's phase alone. Also returns how far the best shift stands out of the
-    other four 1-mm positions (0: minor lines as dark as the major one), scaled by the correlation's range."""
+    than it moves the fundamental's phase alone. Also how far the best shift stands out of the other four
+    1-mm positions (0: minor lines as dark as the major one), scaled by the correlation's range."""
     u = np.arange(steps) / steps
     theta = 2 * np.pi * np.outer(harmonics, u)  # (M, S)
     # Re(F exp(-i theta)) = Re F cos theta + Im F sin theta (real products: complex ones were slow here)
@@ -136,7 +144,7 @@ def comb_phase(fm: np.ndarray, harmonics: np.ndarray, steps: int = 240) -> tuple
     others = np.stack([corr[t, (best + k * steps // LATTICE_PER_PERIOD) % steps]
                        for k in range(1, LATTICE_PER_PERIOD)], axis=1).max(axis=1)
     contrast = (y1 - others) / (y1 - corr.min(axis=1) + 1e-12)
-    return np.mod((best + shift) / steps, 1.0), contrast
+    return LinePhase(np.mod((best + shift) / steps, 1.0), contrast)
 
 
 def unwrap_tiles(tiles: TileGrid, fam: int, ok: np.ndarray, lattice: int = 1, max_seeds: int = 6) -> np.ndarray:
