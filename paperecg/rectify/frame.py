@@ -51,17 +51,16 @@ LETTER_MM = (279.4, 215.9)  # landscape letter page: the canonical page is at le
 MAX_PAGE_MM = (290.0, 224.0)  # a grid region larger than this is cut to it (around its centre)
 COARSE_LONG_PX = 1600  # long side of the first (global) look
 MIN_TILE_SNR = 6.0  # fundamental power over the tile's median spectral power
-# Pages printed without a grid show a periodic pattern too (trace rows, beats, text): measured on 8 rendered
-# grid-less pages, global confidence 15-28 over 60-173 tiles; printed grids on rendered photos: confidence
-# 34-400 over 286-645 tiles (flat pages 500+). Below both limits together: no grid.
+# Pages printed without a grid show a periodic pattern too (trace rows, beats, text), weaker and over fewer
+# tiles than a printed grid's. Below both limits together: no grid.
 WEAK_GRID_CONFIDENCE = 30.0
 WEAK_GRID_MAX_TILES = 200
-FLAT_MAX_DEV_MM = 1.5  # p95 departure of the map from a similarity below this: a flat page (0.75 let
-# dense 12x1 pages, flat scans, read 0.76-0.84 mm of spurious curl off their traces and be resampled)
+FLAT_MAX_DEV_MM = 1.5  # p95 departure of the map from a similarity below this: a flat page (a lower limit
+# let dense flat scans read spurious curl off their traces and be resampled)
 # A perspective (the homography's p95 departure from a similarity) of this much is straightened even when the
 # warp as a whole is under FLAT_MAX_DEV_MM: the homography is fitted to every tile, so unlike the curl it is not
-# read off the traces (flat scans: at most 0.21 mm; photographed pages: 0.5-1.5 mm, enough to leave a row's
-# time axis 20 ms off from one end to the other)
+# read off the traces (flat scans stay far below it; a photographed page's perspective reaches it, enough to
+# leave a row's time axis tens of ms off from one end to the other)
 PERSPECTIVE_MIN_MM = 0.4
 SCALE_TOLERANCE = 0.03  # |scale - 1| below this on a flat page: no resampling at all
 MESH_STEP_MM = 5.0
@@ -261,8 +260,7 @@ def _find(img: np.ndarray) -> PageFrame:
         return identity_frame((h0, w0), "none", f"weak periodic pattern (confidence {glob.confidence:.0f}, "
                               f"{int(inl.sum())} tiles), not a printed grid")
     # each pass reaches further out from its predecessor's tiles; another one runs while the last one still
-    # added REFIT_MIN_GAIN of the tiles (rendered-photo bench p95: one pass 0.917 mm, two 0.875, three 0.854,
-    # up to three while they gain 0.851; frame CPU 0.51, 0.64, -, 0.58 s/page)
+    # added REFIT_MIN_GAIN of the tiles
     cur_tiles, cur_ok, cur_fit = tiles, ok, fit
     for _ in range(REFIT_MAX_PASSES):
         refit = refit_from_surface(dark2, g2, cur_tiles, cur_ok, cur_fit, f2xy, src_ppm, strong, lattice)

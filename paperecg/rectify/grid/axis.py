@@ -25,8 +25,7 @@ from .darkness import grey_darkness
 # 66-106-dpi page of that set read its grid to 0.1 % of the page size. Such a scan is of a whole page (nobody
 # scans a close-up at 60 dpi), so the page size checks the grid reading there: the frame takes the page size
 # when they disagree (frame._checked_low_res_scale), and the extractor searches the grid's period near it
-# (extract/scale.page_geometry). (The frame's check was at 2.6 px/mm, the extractor's at 2.5: one value now,
-# bit-identical on every eik-dev page, the only two between them being lowdpi 00748 at 2.52 and 00515 at 2.598.)
+# (extract/scale.page_geometry).
 UNRESOLVED_GRID_PX_PER_MM = 2.5
 
 

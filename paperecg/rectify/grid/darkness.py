@@ -71,9 +71,7 @@ def without_traces(dark: np.ndarray) -> np.ndarray:
     pixel TRACE_LEVEL_FACTOR times darker than the page's 90th percentile (a level grid lines reach, traces
     on light paper and bright traces on a monitor page stand far above it), and its 8 neighbours (the
     anti-aliased edge). Capping alone left such traces as lines as strong as the grid's: a row's baseline
-    crossing a tile read as its major line (rendered-photo bench, a monitor page: median 2.66 -> 0.20 mm;
-    30 pages: p95 0.851 -> 0.396 mm; a factor of 3: 0.346 mm, but it changed the frame of 4 of the first 20
-    ECG-Image-Kit photos, end to end 15.633 -> 14.834 dB, where 4 changes none)."""
+    crossing a tile read as its major line."""
     level = max(float(np.percentile(dark[::3, ::3], 90)), 1.0)
     mask = (dark > TRACE_LEVEL_FACTOR * level).astype(np.uint8)
     if not mask.any():

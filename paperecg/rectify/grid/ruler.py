@@ -2,10 +2,9 @@
 (`row_ruler`, a `RowRuler`), read in strips above and below its baseline on the page's `line_darkness`.
 
 A crumpled or folded photographed page keeps creases the page frame's smooth surface cannot follow: a row's
-printed beats then sit up to 0.7 mm (28 ms) off where the frame puts them, beat by beat (real phone
-photos: the SNR with an oracle that re-times each half-second of a lead is 4.6 dB above ours, on synthetic
-photos 0.07 dB). The vertical grid lines printed around the row carry the same crease, so their positions
-measured next to the row tell where each millimetre of the row really is.
+printed beats then sit up to 0.7 mm (28 ms) off where the frame puts them, beat by beat. The vertical grid
+lines printed around the row carry the same crease, so their positions measured next to the row tell where
+each millimetre of the row really is.
 """
 from __future__ import annotations
 
@@ -26,17 +25,15 @@ RULER_MAX_SCATTER_PX = 1.0  # lines scattering more than this about their smooth
 # trace's edge; ECG-Image-Kit photo 00823: one 5-mm line 1.3 mm off): a crease moves neighbouring lines
 # together, so a step or a ramp keeps its median and a lone line does not.
 RULER_OUTLIER_SHARE = 0.2
-# A row whose shifts all stay within this is left on its nominal axis: that is the ruler's own noise (up to
-# 0.55 px on the rows of ECG-Image-Kit photo 00047, most at a row's ends), not a crease, and at 100 Hz a
-# sample is 2 px, so 0.4 px moves a QRS stroke's samples by 0.2 mV (00047's V6: 17.8 dB on the nominal axis,
-# 14.6 on the ruler's). A crease a phone shows moves the lines by 2-8 px.
+# A row whose shifts all stay within this is left on its nominal axis: that is the ruler's own noise, not a
+# crease, and at 100 Hz a sample is 2 px, so 0.4 px moves a QRS stroke's samples by 0.2 mV. A crease a phone
+# shows moves the lines by 2-8 px.
 RULER_MIN_CREASE_PX = 1.0
 RULER_MIN_LINE_SHARE = 0.5  # at least this share of the row's lines measured, and at least RULER_MIN_LINES
 RULER_MIN_LINES = 6
 # The 5-mm lines are the ruler where they are told apart: their comb level at least this share of the 1-mm
-# lattice's (real photographed printouts: 1.2-5.6x it; ECG-Image-Kit's photos: 0.7-0.9; our renderer's
-# printout style: 0.2-0.3). Below it the lines are drawn alike, a line's shift is known only modulo 1 mm, and
-# a crease of over half a millimetre would be read a whole millimetre wrong beyond it.
+# lattice's. Below it the lines are drawn alike, a line's shift is known only modulo 1 mm, and a crease of
+# over half a millimetre would be read a whole millimetre wrong beyond it.
 MAJOR_GUIDE_SHARE = 0.15
 # The 1-mm lines are read too where their level is at least this share of the 5-mm lines' (each line's
 # period multiple taken from the 5-mm ruler).

@@ -21,8 +21,8 @@ MIN_TILES = 12  # fewer grid tiles: no surface, no frame
 SEED_MM = 0.25  # a first-fit tile this near a lattice position on the fitted surface seeds the second pass
 REFIT_REACH_MM = 80.0  # the second pass measures tiles predicted this far beyond the seeds (a page edge)
 OUTLIER_MM = 1.0  # a tile farther than this from the fitted surface is not used
-SPLINE_SMOOTHING = 5.0  # thin-plate smoothing per tile (px^2 of the original image; 0.5 followed the pull of
-# traces on single tiles: rendered-photo bench median 0.27 -> 0.16 mm on its 13 hardest pages)
+SPLINE_SMOOTHING = 5.0  # thin-plate smoothing per tile (px^2 of the original image; less follows the pull of
+# traces on single tiles)
 
 
 @dataclass(frozen=True)
@@ -160,9 +160,9 @@ def refit_from_surface(dark: np.ndarray, glob: GlobalGrid, tiles: TileGrid, ok: 
     measured again around the frequency the fit predicts for it (narrow: no 4/5 or 5/4 confusions), and all
     are placed on the first fit's lattice by growing outwards from the seeds with each link's local
     frequencies (10 mm per link: far more accurate than the fit's extrapolation); then the surface is
-    refitted. (Placing on the 1-mm lattice also took the tiles whose major line was misread, but let whole
-    regions slip by 1 mm across trace rows: rendered-photo bench p95 0.84 vs 0.92 mm, yet p95 0.30 -> 0.74
-    mm on a slanted synthetic page.) None when the second pass holds fewer tiles than the first."""
+    refitted. (Placing every tile on the 1-mm lattice also took the tiles whose major line was misread, but
+    let whole regions slip by 1 mm across trace rows.) None when the second pass holds fewer tiles than the
+    first."""
     inl = fit.surface.inliers
     ny, nx = ok.shape
     centres = tiles.centres.reshape(-1, 2)
@@ -202,9 +202,7 @@ def refit_from_surface(dark: np.ndarray, glob: GlobalGrid, tiles: TileGrid, ok: 
     uv = np.stack([coords[0][placed], coords[1][placed]], axis=1) * MAJOR_MM
     xy = analysis_to_original(tiles.centres[placed], f2xy)
     # every placed tile starts in the spline: the homography's 2.5-mm gate cut off the curled edges the
-    # second pass is for (rendered-photo bench pages 2, 14, 18: p95 4.40, 1.92, 2.70 mm with it, 2.40,
-    # 1.32, 0.47 without; an outlier floor of 0.5 mm instead of 0.25 kept more edge tiles but let clean
-    # pages' p95 grow from 0.08-0.19 to 0.24-0.34 mm)
+    # second pass is for
     surface = fit_surface(uv, xy, src_ppm, gate_mm=math.inf)
     if surface is None or surface.inliers.sum() < inl.sum():
         return None
