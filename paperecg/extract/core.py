@@ -1,7 +1,7 @@
 """extract_signal: a page's trace map (+ image, + optional lead-name boxes) -> (num_samples, num_leads) mV.
 
 The extractor's story, one stage a file:
-1. the page's scale from its grid (or page size, or the lead names' pitch): scale.py;
+1. the page's scale from its grid (read by rectify.grid) or page size, or the lead names' pitch: scale.py;
 2. the map on the page's pixels, off-paper dark background dropped (paper.py), a map coarser than the page
    sharpened with the page's ink (ink.py);
 3. runs of trace pixels per column (runs.py), a residual tilt sheared out of them;
