@@ -33,8 +33,8 @@ RULER_MIN_LINE_SHARE = 0.5  # at least this share of the row's lines measured, a
 RULER_MIN_LINES = 6
 # The 5-mm lines are the ruler where they are told apart: their comb level at least this share of the 1-mm
 # lattice's. Below it the lines are drawn alike, a line's shift is known only modulo 1 mm, and a crease of
-# over half a millimetre would be read a whole millimetre wrong beyond it.
-MAJOR_GUIDE_SHARE = 0.15
+# over half a millimetre would be read a whole millimetre wrong beyond it (figures: docs/tuning.md).
+MAJOR_GUIDE_SHARE = 0.5
 # The 1-mm lines are read too where their level is at least this share of the 5-mm lines' (each line's
 # period multiple taken from the 5-mm ruler).
 MINOR_LATTICE_SHARE = 0.3
