@@ -12,7 +12,7 @@ origin is free). Residuals in mm of paper: median and p95 over all crossings, p9
 methods used, s/page. --flat also scores unwarped 200-dpi renders (should be 'flat', residual ~0).
 
 --real DIR: pages with no known warp (real phone photos): the printed grid is the ruler
-(`rectify/residual.py`). Each page is rectified as run_model does (with the detector of --model when given);
+(`rectify/grid/residual.py`). Each page is rectified as run_model does (with the detector of --model when given);
 on the canonical page the vertical grid lines are read along 10-mm bands: a 62.5-mm window's stretch (ms/s of
 time-axis drift at 25 mm/s: median, p90, share of windows over 3 and over 10 ms/s) and each band's bending
 (mm off a straight line: median, p90); per page and over all pages.
@@ -75,7 +75,7 @@ def real_pages(data: str, model: str | None, verbose: bool) -> dict:
     """Grid residual of the rectified pages of every record in a folder (see --real)."""
     from paperecg.records.images import load_page
     from paperecg.records.io import find_records, image_paths, load_header_info
-    from paperecg.rectify.residual import time_axis_residual
+    from paperecg.rectify.grid import time_axis_residual
 
     detector = None
     if model:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 MM_PER_INCH = 25.4
+CANONICAL_DPI = 200.0  # the canonical page (rectify/frame.py): the scale the segmenter and the extractor read
+CANONICAL_PX_PER_MM = CANONICAL_DPI / MM_PER_INCH  # 7.874
 PAPER_SPEED_MM_PER_S = 25.0
 GAIN_MM_PER_MV = 10.0
 MAJOR_MM = 5.0  # the printed grid's major lines: every 5 mm (minor lines every 1 mm)

@@ -70,8 +70,7 @@ def test_a_scan_too_coarse_for_the_1mm_lines_keeps_its_true_scale(dpi):
 
 
 def test_square_grid_keeps_the_axis_the_page_size_agrees_with():
-    from paperecg.extract.scale import square_grid
-    from paperecg.extract.scale import AxisScale, GridScale
+    from paperecg.rectify.grid import AxisScale, GridScale, square_grid
 
     misread = GridScale(AxisScale(7.75, 20.0, True), AxisScale(5.06, 20.0, True))
     fixed = square_grid(misread, page_px_per_mm=5.05)

@@ -1,5 +1,5 @@
 """A crease across the rows of a photographed page: each row's time axis read on the grid beside it
-(paperecg.extract.ruler, rectify.residual.row_ruler).
+(paperecg.extract.ruler, rectify.grid.row_ruler).
 
 A crease the page frame's smooth surface cannot follow moves everything printed beyond it (trace and grid
 alike) by a fraction of a millimetre: a lead crossing it drifts by tens of ms per second. The grid lines beside
@@ -10,7 +10,7 @@ import numpy as np
 from conftest import LEADS_12, synthetic_ecg
 
 from paperecg.extract import ExtractParams, extract_signal
-from paperecg.rectify.residual import row_ruler, ruler_darkness
+from paperecg.rectify.grid import line_darkness, row_ruler
 from paperecg.render.page import RenderStyle, render_page
 from paperecg.score.fidelity import lead_fidelity
 
@@ -60,7 +60,7 @@ def test_row_ruler_reads_a_crease_in_the_grid():
     page = render_page(np.zeros((5000, 12)), 500.0, LEADS_12, RenderStyle(**PRINTOUT))
     w = page.image.shape[1]
     image = creased(page.image, [0.5 * w], cv2.INTER_LINEAR)
-    dark = ruler_darkness(image, PX_PER_MM)
+    dark = line_darkness(image, PX_PER_MM)
     y = 0.5 * image.shape[0]
     ruler = row_ruler(dark, None, 0.15 * w, 0.85 * w, y, PX_PER_MM)
     assert ruler is not None

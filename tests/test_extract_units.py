@@ -10,9 +10,9 @@ from paperecg.extract.pulse import detect_pulse_in_patch, snap_gain
 from paperecg.extract.readout import centre_path
 from paperecg.extract.rows import TrackParams, find_row_centres, row_bands, speck_mask, track_row
 from paperecg.extract.runs import find_runs
-from paperecg.extract.scale import (AxisScale, GridScale, estimate_grid_scale, estimate_skew, gridless_geometry,
-                                   scale_from_name_columns)
+from paperecg.extract.scale import gridless_geometry, scale_from_name_columns
 from paperecg.geometry import Box, LeadNameBox, PageGeometry
+from paperecg.rectify.grid import AxisScale, GridScale, estimate_grid_scale, estimate_skew
 
 
 def draw_polylines(shape, polylines, thickness):

@@ -362,13 +362,14 @@ def test_frame_and_extractor_share_one_coarse_scan_rule(monkeypatch):
     import paperecg.extract.scale as scale
     from paperecg.geometry import page_size_px_per_mm
     from paperecg.rectify.frame import _checked_low_res_scale, _scale_frame
+    from paperecg.rectify.grid import AxisScale, GridScale
 
     searched_near_page: list[bool] = []
 
     def spy(image_rgb, exclude=None, prior_px_per_mm=None, prior_factor=1.6):
         searched_near_page.append(prior_factor < 1.6)
-        axis = scale.AxisScale(8.0, 10.0, True)
-        return scale.GridScale(axis, axis)
+        axis = AxisScale(8.0, 10.0, True)
+        return GridScale(axis, axis)
 
     monkeypatch.setattr(scale, "estimate_grid_scale", spy)
     for ppm in (2.3, 2.45, 2.55, 2.7):

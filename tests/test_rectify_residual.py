@@ -1,4 +1,4 @@
-"""The printed grid as a ruler of the rectified page (rectify/residual.py), and a fold across the rows.
+"""The printed grid as a ruler of the rectified page (rectify/grid/residual.py), and a fold across the rows.
 
 A page whose paper is stretched by s along its rows reads every lead's time axis stretched by s: 1000 * s ms of
 drift per second. The grid measures that on any rectified page; the fold test measures it exactly, from the
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from paperecg.rectify.frame import CANONICAL_PX_PER_MM
-from paperecg.rectify.residual import time_axis_residual
+from paperecg.rectify.grid import time_axis_residual
 
 
 def grid_page(h: int, w: int, px_per_mm: float, stretch_x: float = 1.0) -> np.ndarray:

@@ -1,7 +1,7 @@
 """extract_signal: a page's trace map (+ image, + optional lead-name boxes) -> (num_samples, num_leads) mV.
 
 The extractor's story, one stage a file:
-1. the page's scale from its grid (or page size, or the lead names' pitch): scale.py;
+1. the page's scale from its grid (read by rectify.grid) or page size, or the lead names' pitch: scale.py;
 2. the map on the page's pixels, off-paper dark background dropped (paper.py), a map coarser than the page
    sharpened with the page's ink (ink.py);
 3. runs of trace pixels per column (runs.py), a residual tilt sheared out of them;
@@ -22,6 +22,7 @@ import numpy as np
 
 from ..geometry import LeadNameBox, PageGeometry
 from ..layouts import canonical_lead_name
+from ..rectify.grid import GridScale, estimate_skew
 from .cells import RowCell, choose_cells, rows_from_names
 from .combine import read_leads
 from .ink import ink_score_map, map_finer_than_scan
@@ -30,7 +31,7 @@ from .readout import choose_pen_width
 from .ruler import measure_row_rulers
 from .rows import TrackParams, find_row_centres, resolve_shared, trace_width, track_rows
 from .runs import Runs, find_runs
-from .scale import GridScale, estimate_skew, gridless_geometry, page_geometry
+from .scale import gridless_geometry, page_geometry
 from .timeaxis import (PageAxis, TrackedRows, align_row_starts, apply_pulse_gain, build_row, refine_sample_phase,
                        row_end_columns)
 from .types import ExtractParams, RowTrace

@@ -3,7 +3,7 @@
 A sample k of a row is nominally at x = x_first + k * px_per_sample. On a crumpled or folded photograph the
 page frame's smooth surface leaves creases in: there the row's millimetres are not where the nominal x says,
 and its beats come up to ~30 ms early or late, one beat at a time. The vertical grid lines beside the row
-carry the same crease; `rectify.residual.row_ruler` measures them (a `RowRuler`), and every reading of the
+carry the same crease; `rectify.grid.row_ruler` measures them (a `RowRuler`), and every reading of the
 row (the centre path, the polyline fit, the overlay) then looks for sample k at x + shift(x).
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..rectify.residual import RowRuler, row_ruler, ruler_darkness
+from ..rectify.grid import RowRuler, line_darkness, row_ruler
 
 # Trace pixels are widened by this much on each side before the rulers leave them out (their blurred edge
 # still darkens the grid's strips).
@@ -61,7 +61,7 @@ def measure_row_rulers(rows: list, image_rgb: np.ndarray, trace_mask: np.ndarray
     """Set each row's `ruler` (None where its grid gives none); returns how many rows got one.
     rows: the extractor's RowTrace list (x_first, x_last, baseline_y, cell_starts); trace_mask: bool, the
     page's trace pixels (the map at its threshold)."""
-    dark = ruler_darkness(image_rgb, px_per_mm)
+    dark = line_darkness(image_rgb, px_per_mm)
     k = 2 * max(1, int(round(COVER_MARGIN_MM * px_per_mm))) + 1
     cover = cv2.dilate(trace_mask.astype(np.uint8), np.ones((k, k), np.uint8)) > 0
     count = 0

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..rectify.residual import RowRuler
+from ..rectify.grid import RowRuler
 from .ink import InkParams
 from .pulse import PulseInfo
 from .rows import TrackParams

@@ -2,7 +2,7 @@
 
 The canonical page is what every later stage reads: paper at CANONICAL_PX_PER_MM (200 dpi, the scale the
 segmenter and the extractor were built for), rows horizontal, 1-mm grid squares square. `find_page_frame`
-measures the map from the page's own printed grid (the measurements are `grid.py`'s):
+measures the map from the page's own printed grid (the measurements and the fitted surface are `grid/`'s):
 
 1. a coarse look at the whole page (2-D power spectrum of its darkness) finds the two grid-line families:
    the direction and period of the 5-mm (major) lines, whose harmonics include the 1-mm lines;
@@ -33,39 +33,34 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
-from ..geometry import MAJOR_MM, MM_PER_INCH, Box, LeadNameBox, page_size_px_per_mm
-from ..warp import MeshWarp, apply_homography, invert_homography_plus, similarity_fit
-from .grid import (LATTICE_PER_PERIOD, GlobalGrid, TileGrid, find_global_grid, grid_darkness, grid_unresolved,
-                   grow_from, local_mean, measure_tiles, resize_by, unwrap_tiles, without_traces)
+from ..geometry import CANONICAL_PX_PER_MM, MAJOR_MM, Box, LeadNameBox, page_size_px_per_mm
+from ..warp import MeshWarp, apply_homography, similarity_fit
+from .grid import (LATTICE_PER_PERIOD, GlobalGrid, SurfaceFit, channel_darkness, find_global_grid, fit_lattice,
+                   grid_unresolved, measure_tiles, refit_from_surface, resize_by, tile_darkness)
+from .grid.surface import MIN_TILES
+from .grid.tiles import ANALYSIS_PERIOD_PX, TILE_PERIODS
 
 LOG = logging.getLogger(__name__)
 
-CANONICAL_DPI = 200.0
-CANONICAL_PX_PER_MM = CANONICAL_DPI / MM_PER_INCH  # 7.874
 LETTER_MM = (279.4, 215.9)  # landscape letter page: the canonical page is at least this big (padded)
 MAX_PAGE_MM = (290.0, 224.0)  # a grid region larger than this is cut to it (around its centre)
-ANALYSIS_PERIOD_PX = 24.0  # 5 mm in the analysis image
 COARSE_LONG_PX = 1600  # long side of the first (global) look
-TILE_PERIODS = 4  # tile side in major periods (20 mm)
 MIN_TILE_SNR = 6.0  # fundamental power over the tile's median spectral power
-MIN_TILES = 12  # fewer grid tiles: no frame
-# Pages printed without a grid show a periodic pattern too (trace rows, beats, text): measured on 8 rendered
-# grid-less pages, global confidence 15-28 over 60-173 tiles; printed grids on rendered photos: confidence
-# 34-400 over 286-645 tiles (flat pages 500+). Below both limits together: no grid.
+# Pages printed without a grid show a periodic pattern too (trace rows, beats, text), weaker and over fewer
+# tiles than a printed grid's. Below both limits together: no grid.
 WEAK_GRID_CONFIDENCE = 30.0
 WEAK_GRID_MAX_TILES = 200
-FLAT_MAX_DEV_MM = 1.5  # p95 departure of the map from a similarity below this: a flat page (0.75 let
-# dense 12x1 pages, flat scans, read 0.76-0.84 mm of spurious curl off their traces and be resampled)
+FLAT_MAX_DEV_MM = 1.5  # p95 departure of the map from a similarity below this: a flat page (a lower limit
+# let dense flat scans read spurious curl off their traces and be resampled)
 # A perspective (the homography's p95 departure from a similarity) of this much is straightened even when the
 # warp as a whole is under FLAT_MAX_DEV_MM: the homography is fitted to every tile, so unlike the curl it is not
-# read off the traces (flat scans: at most 0.21 mm; photographed pages: 0.5-1.5 mm, enough to leave a row's
-# time axis 20 ms off from one end to the other)
+# read off the traces (flat scans stay far below it; a photographed page's perspective reaches it, enough to
+# leave a row's time axis tens of ms off from one end to the other)
 PERSPECTIVE_MIN_MM = 0.4
 SCALE_TOLERANCE = 0.03  # |scale - 1| below this on a flat page: no resampling at all
 MESH_STEP_MM = 5.0
@@ -76,14 +71,8 @@ LOW_RES_PX_PER_MM = 4.0  # below this (about 100 dpi) a page is only resized, ne
 MIN_INLIER_SHARE = 0.4  # fewer grid tiles than this share on the fitted surface: scale only
 EXTENT_MARGIN_MM = 8.0  # paper kept beyond the outermost grid tiles' centres
 MIN_MAJOR_CONTRAST = 0.15  # median major-line contrast above which tiles are unwrapped in 5-mm periods
-TRACE_CAP_PERCENTILE = 99.5
-SEED_MM = 0.25  # a first-fit tile this near a lattice position on the fitted surface seeds the second pass
-REFIT_REACH_MM = 80.0  # the second pass measures tiles predicted this far beyond the seeds (a page edge)
 REFIT_MAX_PASSES = 3
 REFIT_MIN_GAIN = 0.05  # share of tiles a pass must add for another to run
-OUTLIER_MM = 1.0  # a tile farther than this from the fitted surface is not used
-SPLINE_SMOOTHING = 5.0  # thin-plate smoothing per tile (px^2 of the original image; 0.5 followed the pull of
-# traces on single tiles: rendered-photo bench median 0.27 -> 0.16 mm on its 13 hardest pages)
 
 
 @dataclass
@@ -204,78 +193,6 @@ def _scaled_source(warp: MeshWarp, fx: float, fy: float) -> MeshWarp:
     return MeshWarp(a @ warp.homography, mesh, warp.mesh_origin, warp.mesh_step)
 
 
-# --- fitting ---------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class SurfaceFit:
-    """The paper's surface fitted to grid tiles: paper mm -> original px as a homography plus a smooth
-    thin-plate residual."""
-
-    hmat: np.ndarray  # (3, 3) homography, paper mm -> original px
-    spline: Any  # scipy RBFInterpolator: the residual (px) over paper mm; None: the homography alone
-    inliers: np.ndarray  # bool per tile it was fitted to: on the surface
-
-    def forward(self, uv_mm: np.ndarray) -> np.ndarray:
-        """Paper mm -> original px."""
-        xy = apply_homography(self.hmat, uv_mm)
-        return xy if self.spline is None else xy + self.spline(uv_mm)
-
-    def inverse(self, xy: np.ndarray, iterations: int = 6) -> np.ndarray:
-        """Original px -> paper mm (fixed-point iteration on the residual)."""
-        return invert_homography_plus(self.hmat, self.spline, xy, iterations)
-
-    def homography_only(self) -> SurfaceFit:
-        return replace(self, spline=None)
-
-
-@dataclass(frozen=True)
-class TileFit:
-    """A surface with the tiles it was fitted to (`surface.inliers` marks those on it)."""
-
-    surface: SurfaceFit
-    uv_mm: np.ndarray  # (N, 2) each tile's place on the paper
-    xy_px: np.ndarray  # (N, 2) its centre in original px
-
-
-@dataclass(frozen=True)
-class RefitPass:
-    """One second pass (_refit_from_surface): its fit, the tile grid with the tiles measured again, and the
-    tiles it placed (the `fit`, `tiles` and `ok` of a next pass)."""
-
-    fit: TileFit
-    tiles: TileGrid
-    placed: np.ndarray  # bool (ny, nx)
-
-
-def _fit_surface(uv_mm: np.ndarray, xy: np.ndarray, px_per_mm: float, gate_mm: float = 2.5) -> SurfaceFit | None:
-    """RANSAC homography mm -> px, then a smoothing thin-plate spline of the residual: it starts from the
-    tiles within gate_mm of the homography and keeps those within max(0.25 mm, 5 x the median distance)
-    (at most OUTLIER_MM) of itself. None: no homography."""
-    from scipy.interpolate import RBFInterpolator
-
-    cv2.setRNGSeed(0)  # RANSAC draws from OpenCV's global generator: the same page gives the same frame
-    hmat, mask = cv2.findHomography(uv_mm.astype(np.float64), xy.astype(np.float64), cv2.RANSAC,
-                                    2.0 * px_per_mm, maxIters=4000, confidence=0.999)
-    if hmat is None:
-        return None
-    inl = mask.ravel().astype(bool)
-    # wide first cut (curl moves points away from any one homography); then the spline is refitted
-    # without the tiles it leaves far off (a trace or letter that pulled a tile's phase, a slip of 1 mm)
-    res = xy - apply_homography(hmat, uv_mm)
-    keep = np.hypot(*res.T) < gate_mm * px_per_mm
-    spline = None
-    for _ in range(3):
-        if keep.sum() < 30:
-            break
-        spline = RBFInterpolator(uv_mm[keep], res[keep], kernel="thin_plate_spline",
-                                 smoothing=float(keep.sum()) * SPLINE_SMOOTHING, degree=1)
-        dist = np.hypot(*(res - spline(uv_mm)).T) / px_per_mm
-        spread = float(np.median(dist[keep]))
-        keep = dist < min(OUTLIER_MM, max(0.25, 5.0 * spread))
-    inl = keep if spline is not None else inl
-    return SurfaceFit(hmat, spline, inl)
-
-
 def find_page_frame(image_rgb: np.ndarray, log=None) -> PageFrame:
     """Measure the map from the image to the canonical page (see the module docstring)."""
     img = np.asarray(image_rgb)
@@ -306,7 +223,7 @@ def _find(img: np.ndarray) -> PageFrame:
     # 1. coarse look (area-averaged: reduces a 12-MP photo at once)
     f1 = min(1.0, COARSE_LONG_PX / max(h0, w0))
     small = resize_by(img, f1) if f1 < 1 else img
-    dark1 = grid_darkness(small)
+    dark1 = channel_darkness(small)
     if min(dark1.shape) < 64:
         return none
     glob = find_global_grid(dark1)
@@ -317,12 +234,7 @@ def _find(img: np.ndarray) -> PageFrame:
     f2 = f1 * ANALYSIS_PERIOD_PX / period1
     f2 = min(f2, 3.0)
     src = img if f2 > f1 else small
-    dark2 = grid_darkness(resize_by(src, f2 / (1.0 if src is img else f1)))
-    dark2 = dark2 - local_mean(dark2, int(2 * ANALYSIS_PERIOD_PX))
-    # the trace and print are darker than grid lines: capping the darkness keeps them from outweighing
-    # the grid in the tiles they cross
-    dark2 = np.minimum(dark2, np.percentile(dark2, TRACE_CAP_PERCENTILE))
-    dark2 = without_traces(dark2)
+    dark2 = tile_darkness(resize_by(src, f2 / (1.0 if src is img else f1)), ANALYSIS_PERIOD_PX)
     g2 = GlobalGrid(glob.kx * f1 / f2, glob.ky * f1 / f2, glob.confidence)
     tile_px = int(TILE_PERIODS * ANALYSIS_PERIOD_PX)
     tiles = measure_tiles(dark2, g2, tile_px, tile_px // 2)
@@ -338,7 +250,7 @@ def _find(img: np.ndarray) -> PageFrame:
     src_ppm = ANALYSIS_PERIOD_PX / MAJOR_MM / f2
     lattice = 1 if float(np.median(tiles.major_contrast[:, ok])) > MIN_MAJOR_CONTRAST else LATTICE_PER_PERIOD
     f2xy = (dark2.shape[1] / w0, dark2.shape[0] / h0)
-    fit = _fit_lattice(tiles, ok, lattice, f2xy, src_ppm)
+    fit = fit_lattice(tiles, ok, lattice, f2xy, src_ppm)
     if fit is None:
         return identity_frame((h0, w0), "none", "no consistent grid surface")
     inl = fit.surface.inliers
@@ -348,11 +260,10 @@ def _find(img: np.ndarray) -> PageFrame:
         return identity_frame((h0, w0), "none", f"weak periodic pattern (confidence {glob.confidence:.0f}, "
                               f"{int(inl.sum())} tiles), not a printed grid")
     # each pass reaches further out from its predecessor's tiles; another one runs while the last one still
-    # added REFIT_MIN_GAIN of the tiles (rendered-photo bench p95: one pass 0.917 mm, two 0.875, three 0.854,
-    # up to three while they gain 0.851; frame CPU 0.51, 0.64, -, 0.58 s/page)
+    # added REFIT_MIN_GAIN of the tiles
     cur_tiles, cur_ok, cur_fit = tiles, ok, fit
     for _ in range(REFIT_MAX_PASSES):
-        refit = _refit_from_surface(dark2, g2, cur_tiles, cur_ok, cur_fit, f2xy, src_ppm, strong, lattice)
+        refit = refit_from_surface(dark2, g2, cur_tiles, cur_ok, cur_fit, f2xy, src_ppm, strong, lattice)
         if refit is None:
             break
         gain = refit.fit.surface.inliers.sum() / max(1, cur_fit.surface.inliers.sum()) - 1.0
@@ -368,115 +279,6 @@ def _find(img: np.ndarray) -> PageFrame:
             return _scale_frame(img.shape[:2], frame.source_px_per_mm, frame, "grid surface unreliable: scale only")
         return frame
     return _frame_from_surface(img, surface, uv_in, xy_in, src_ppm)
-
-
-def _fit_lattice(tiles: TileGrid, ok: np.ndarray, lattice: int, f2xy: tuple[float, float], src_ppm: float
-                 ) -> TileFit | None:
-    """Unwrap both families on `lattice`, fit the surface, put every grid tile on it and refit."""
-    u = unwrap_tiles(tiles, 0, ok, lattice)
-    v = unwrap_tiles(tiles, 1, ok, lattice)
-    sel = np.isfinite(u) & np.isfinite(v)
-    if sel.sum() < MIN_TILES:
-        return None
-
-    def original_xy(mask: np.ndarray) -> np.ndarray:
-        return _analysis_to_original(tiles.centres[mask], f2xy)
-
-    uv = np.stack([u[sel], v[sel]], axis=1) * MAJOR_MM
-    first = _fit_surface(uv, original_xy(sel), src_ppm)
-    if first is None or first.inliers.sum() < MIN_TILES:
-        return None
-    # tiles whose unwrapping slipped by whole steps, and tiles of other grid patches: their grid
-    # coordinate from their own phase and the fitted surface's whole step, then refit
-    xy_all = original_xy(ok)
-    uv_pred = first.inverse(xy_all)
-    frac = np.mod(np.stack([tiles.phase[0][ok], tiles.phase[1][ok]], axis=1) / (2 * np.pi), 1.0 / lattice)
-    uv_all = (frac + np.round((uv_pred / MAJOR_MM - frac) * lattice) / lattice) * MAJOR_MM
-    surface = _fit_surface(uv_all, xy_all, src_ppm)
-    if surface is None or surface.inliers.sum() < MIN_TILES:
-        return None
-    return TileFit(surface, uv_all, xy_all)
-
-
-def _analysis_to_original(points_xy: np.ndarray, f2xy: tuple[float, float]) -> np.ndarray:
-    """Analysis-image px -> original px (pixel-area alignment of the analysis resize by f2xy = (fx, fy))."""
-    f = np.asarray(f2xy, dtype=np.float64)
-    return (np.asarray(points_xy, dtype=np.float64) + 0.5) / f - 0.5
-
-
-def _predicted_tiles(surface: SurfaceFit, centres: np.ndarray, f2xy: tuple[float, float]
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Where a fitted surface puts tile centres on the paper ((N, 2) mm) and the local frequency of both
-    families there ((2, N, 2) periods per analysis px: the gradient of u / MAJOR_MM and v / MAJOR_MM, the
-    same vectors measure_tiles finds)."""
-    uv = surface.inverse(_analysis_to_original(centres, f2xy))
-    step_mm = 0.5
-    base = surface.forward(uv)
-    du = (surface.forward(uv + [step_mm, 0.0]) - base) / step_mm  # original px per mm
-    dv = (surface.forward(uv + [0.0, step_mm]) - base) / step_mm
-    jac = np.stack([du, dv], axis=2) * np.asarray(f2xy)[None, :, None]  # d(analysis x, y) / d(u, v)
-    with np.errstate(all="ignore"):
-        grad = np.linalg.inv(jac) / MAJOR_MM  # rows: d(u, v) / d(analysis x, y), in periods
-    return uv, np.transpose(grad, (1, 0, 2))
-
-
-def _refit_from_surface(dark: np.ndarray, glob: GlobalGrid, tiles: TileGrid, ok: np.ndarray, fit: TileFit,
-                        f2xy: tuple[float, float], src_ppm: float, strong: list[float], lattice: int
-                        ) -> RefitPass | None:
-    """The second pass, for the paper the first fit only extrapolated: there (a near page edge seen larger
-    than TILE_SCALE_RANGE allows, tiles a trace pulled) the first fit can be millimetres off. The first
-    fit's tiles that lie within SEED_MM of a lattice position on it seed; every other tile near the paper is
-    measured again around the frequency the fit predicts for it (narrow: no 4/5 or 5/4 confusions), and all
-    are placed on the first fit's lattice by growing outwards from the seeds with each link's local
-    frequencies (10 mm per link: far more accurate than the fit's extrapolation); then the surface is
-    refitted. (Placing on the 1-mm lattice also took the tiles whose major line was misread, but let whole
-    regions slip by 1 mm across trace rows: rendered-photo bench p95 0.84 vs 0.92 mm, yet p95 0.30 -> 0.74
-    mm on a slanted synthetic page.) None when the second pass holds fewer tiles than the first."""
-    inl = fit.surface.inliers
-    ny, nx = ok.shape
-    centres = tiles.centres.reshape(-1, 2)
-    uv_pred, k_pred = _predicted_tiles(fit.surface, centres, f2xy)
-    lat = 1.0 / lattice
-    frac = np.mod(tiles.phase.reshape(2, -1).T / (2 * np.pi), lat)  # (N, 2) periods
-    pred = uv_pred / MAJOR_MM
-    snapped = frac + np.round((pred - frac) / lat) * lat
-    mismatch_mm = np.max(np.abs(snapped - pred), axis=1) * MAJOR_MM
-    seed = np.zeros(ny * nx, bool)
-    seed[np.flatnonzero(ok.ravel())[inl]] = True
-    seed &= mismatch_mm < SEED_MM
-    if seed.sum() < MIN_TILES:
-        return None
-    kmag = np.linalg.norm(k_pred, axis=2)  # (2, N)
-    kglob = np.array([np.hypot(*glob.kx), np.hypot(*glob.ky)])[:, None]
-    lo = uv_pred[seed].min(axis=0) - REFIT_REACH_MM
-    hi = uv_pred[seed].max(axis=0) + REFIT_REACH_MM
-    with np.errstate(invalid="ignore"):
-        near = (~seed & np.all(np.isfinite(uv_pred), axis=1) & np.all((uv_pred > lo) & (uv_pred < hi), axis=1)
-                & np.all((kmag > 0.6 * kglob) & (kmag < 1.7 * kglob), axis=0))
-    near_grid = near.reshape(ny, nx)
-    k_grid = np.where(near_grid[None, :, :, None], k_pred.reshape(2, ny, nx, 2), 0.0)
-    again = measure_tiles(dark, glob, int(TILE_PERIODS * ANALYSIS_PERIOD_PX),
-                          int(TILE_PERIODS * ANALYSIS_PERIOD_PX) // 2, predicted_k=k_grid, only=near_grid)
-    pick = near_grid[None]
-    merged = TileGrid(tiles.centres, np.where(pick[..., None], again.k, tiles.k),
-                      np.where(pick, again.phase, tiles.phase), np.where(pick, again.snr, tiles.snr),
-                      np.where(pick, again.major_contrast, tiles.major_contrast))
-    usable = seed.reshape(ny, nx) | (near_grid & (again.snr[0] > strong[0]) & (again.snr[1] > strong[1]))
-    coords = []
-    for fam in (0, 1):
-        start = np.where(seed, snapped[:, fam], np.nan).reshape(ny, nx)
-        coords.append(grow_from(merged, fam, usable, start, lattice))
-    placed = np.isfinite(coords[0]) & np.isfinite(coords[1])
-    uv = np.stack([coords[0][placed], coords[1][placed]], axis=1) * MAJOR_MM
-    xy = _analysis_to_original(tiles.centres[placed], f2xy)
-    # every placed tile starts in the spline: the homography's 2.5-mm gate cut off the curled edges the
-    # second pass is for (rendered-photo bench pages 2, 14, 18: p95 4.40, 1.92, 2.70 mm with it, 2.40,
-    # 1.32, 0.47 without; an outlier floor of 0.5 mm instead of 0.25 kept more edge tiles but let clean
-    # pages' p95 grow from 0.08-0.19 to 0.24-0.34 mm)
-    surface = _fit_surface(uv, xy, src_ppm, gate_mm=math.inf)
-    if surface is None or surface.inliers.sum() < inl.sum():
-        return None
-    return RefitPass(TileFit(surface, uv, xy), merged, placed)
 
 
 def _scale_frame(shape_hw: tuple[int, int], src_ppm: float, base: PageFrame | None = None,

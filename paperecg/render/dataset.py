@@ -52,7 +52,9 @@ def find_eik_pages(folder: str) -> list[tuple[str, str]]:
 
 
 @lru_cache(maxsize=256)
-def _load_record(record: str) -> tuple[np.ndarray, float, tuple[str, ...]]:
+def load_record(record: str) -> tuple[np.ndarray, float, tuple[str, ...]]:
+    """(signal (num_samples, num_leads) mV, fs_hz, lead names) of a record, cached: the renderer draws many
+    pages of each training record."""
     signal, _ = load_signal(record)
     if signal is None:
         raise ValueError(f"record has no signal file: {record}")
@@ -70,7 +72,7 @@ def render_training_page(record: str, rng: np.random.Generator, augment: bool = 
     """One random page of `record`: random style (layout drawn from `layouts`), optionally augmented; with
     `photo_prob` > 0, that share of augmented pages is photographed instead (render/photo.py: perspective,
     curl, folds, table, light; labels move exactly with the paper)."""
-    signal, fs_hz, names = _load_record(record)
+    signal, fs_hz, names = load_record(record)
     layout = None
     if layouts:
         layout = layouts[int(rng.integers(len(layouts)))]

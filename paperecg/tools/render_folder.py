@@ -62,9 +62,9 @@ def write_page(page: RenderedPage, out_dir: str, name: str, image_format: str = 
     cv2.imwrite(os.path.join(out_dir, "masks", f"{name}.png"), page.trace_mask.astype(np.uint8) * 255)
     cv2.imwrite(os.path.join(out_dir, "masks", f"{name}_leads.png"), page.lead_mask)
     if record is not None:
-        from paperecg.render.dataset import _load_record
+        from paperecg.render.dataset import load_record
 
-        signal, fs_hz, names = _load_record(record)
+        signal, fs_hz, names = load_record(record)
         comments = [c for c in get_comment_lines(load_header(record))
                     if not c.replace(" ", "").lower().startswith("#image:")]
         comments.append(f"# Image: {image_name}")

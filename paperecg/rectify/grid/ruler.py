@@ -1,131 +1,16 @@
-"""The printed grid as a ruler on a rectified page: how far its lines are from straight and 5 mm apart.
+"""A row's time ruler on a rectified page: where the vertical grid lines printed beside a row really stand
+(`row_ruler`, a `RowRuler`), read in strips above and below its baseline on the page's `line_darkness`.
 
-Every ECG page we read is printed on a grid, so a rectified page can be checked without any label: on a
-perfect canonical page the vertical lines sit every 5 mm (CANONICAL_PX_PER_MM * 5 px) at the same x in every
-row, and the horizontal lines likewise. In bands across the page (rows of the paper for the vertical lines),
-the grid's darkness profile is demodulated at the grid's period (5 mm where the major lines stand out, else
-1 mm: ECG-Image-Kit draws both kinds alike): its phase, unwrapped along the band, is the lines' displacement
-from a perfect comb, d(x), in px. Then
-- a window's stretch: the slope of d over the window (a lead's 2.5 s = 62.5 mm at 25 mm/s). A page
-  stretched by s in x reads a lead's time axis stretched by s: 1000 * s ms of drift per second;
-- the bending: d's departure from a straight line across the whole band (mm): a curl or fold left in.
+A crumpled or folded photographed page keeps creases the page frame's smooth surface cannot follow: a row's
+printed beats then sit up to 0.7 mm (28 ms) off where the frame puts them, beat by beat. The vertical grid
+lines printed around the row carry the same crease, so their positions measured next to the row tell where
+each millimetre of the row really is.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
-
-from .frame import CANONICAL_PX_PER_MM
-from .grid import grid_darkness, local_mean, resize_by, without_traces
-
-PERIODS_MM = (5.0, 1.0)  # the one with the stronger demodulated amplitude on the page is used
-BAND_MM = 10.0  # height of a band whose column profile is one measurement of the vertical lines
-SMOOTH_MM = 2.5  # Gaussian low-pass of the demodulated profile (a few periods)
-MIN_AMPLITUDE_SHARE = 0.3  # demodulated amplitude below this share of the page's median: no grid there
-WINDOW_MM = 62.5  # a 3x4 page's column: the window a lead's drift is read over
-
-
-@dataclass
-class GridResidual:
-    stretch_ms_per_s: np.ndarray  # |stretch| of every measured window, both families (ms/s at 25 mm/s)
-    bend_mm: np.ndarray  # per band: departure of its line displacement from a straight line (max - min, mm)
-    bands: int  # bands with a measurement
-
-
-def band_displacement(profile: np.ndarray, period_px: float, smooth_px: float) -> tuple[np.ndarray, np.ndarray]:
-    """(displacement of the comb's lines from a perfect comb at x = k * period (px), amplitude) along a 1-D
-    darkness profile: the phase of the profile demodulated at the period, low-passed and unwrapped."""
-    x = np.arange(profile.size, dtype=np.float64)
-    omega = 2.0 * np.pi / period_px
-    p = profile - gaussian_filter1d(profile, 2.0 * period_px)
-    z = p * np.exp(-1j * omega * x)
-    z = gaussian_filter1d(z.real, smooth_px) + 1j * gaussian_filter1d(z.imag, smooth_px)
-    # p = cos(omega (x - d)) demodulates to exp(-i omega d) / 2
-    d = -np.unwrap(np.angle(z)) / omega
-    return d, np.abs(z)
-
-
-def _band_profiles(dark: np.ndarray, px_per_mm: float) -> list[np.ndarray]:
-    band = max(2, int(round(BAND_MM * px_per_mm)))
-    return [dark[y:y + band].mean(axis=0).astype(np.float64) for y in range(0, dark.shape[0] - band + 1, band)]
-
-
-def _family(dark: np.ndarray, px_per_mm: float, window_mm: float) -> tuple[list[float], list[float], int]:
-    """Stretches (ms/s) and bends (mm) of the lines crossing the rows of `dark` (vertical lines: columns)."""
-    win = int(round(window_mm * px_per_mm))
-    smooth = SMOOTH_MM * px_per_mm
-    profiles = _band_profiles(dark, px_per_mm)
-    if not profiles:
-        return [], [], 0
-    best = None
-    for period_mm in PERIODS_MM:
-        results = [band_displacement(p, period_mm * px_per_mm, smooth) for p in profiles]
-        amps = np.concatenate([a for _, a in results])
-        level = float(np.median(amps)) if amps.size else 0.0
-        if best is None or level > best[0]:
-            best = (level, results)
-    level, results = best
-    if level <= 0:
-        return [], [], 0
-    floor = MIN_AMPLITUDE_SHARE * level
-    edge = int(round(2.0 * smooth))  # the low-pass is biased within its reach of a segment's ends
-    stretches, bends, used = [], [], 0
-    for d, a in results:
-        idx = np.nonzero(a > floor)[0]
-        if idx.size < win + 2 * edge:
-            continue
-        # the longest stretch of grid in the band (table and margins left out)
-        parts = np.split(idx, np.nonzero(np.diff(idx) > 1)[0] + 1)
-        seg = max(parts, key=len)[edge:-edge]
-        if seg.size < win:
-            continue
-        used += 1
-        xs, ds = seg.astype(np.float64), d[seg]
-        line = np.polyval(np.polyfit(xs, ds, 1), xs)
-        bends.append(float((ds - line).max() - (ds - line).min()) / px_per_mm)
-        step = max(1, int(round(10.0 * px_per_mm)))
-        for a0 in range(0, seg.size - win + 1, step):
-            slope = np.polyfit(xs[a0:a0 + win], ds[a0:a0 + win], 1)[0]  # px of displacement per px
-            stretches.append(abs(float(slope)) * 1000.0)
-    return stretches, bends, used
-
-
-def _analysis_darkness(image_rgb: np.ndarray, px_per_mm: float) -> np.ndarray:
-    dark = grid_darkness(image_rgb)
-    return without_traces(np.clip(dark - local_mean(dark, max(4, int(20.0 * px_per_mm))), 0, None))
-
-
-def grid_residual(image_rgb: np.ndarray, px_per_mm: float = CANONICAL_PX_PER_MM,
-                  window_mm: float = WINDOW_MM) -> GridResidual:
-    """The grid's residual stretch and bending on a rectified page (see the module docstring)."""
-    dark = _analysis_darkness(image_rgb, px_per_mm)
-    s_v, b_v, n_v = _family(dark, px_per_mm, window_mm)  # vertical lines, read along the rows: time axis
-    s_h, b_h, n_h = _family(np.ascontiguousarray(dark.T), px_per_mm, window_mm)
-    return GridResidual(np.asarray(s_v + s_h), np.asarray(b_v + b_h), n_v + n_h)
-
-
-def time_axis_residual(image_rgb: np.ndarray, px_per_mm: float = CANONICAL_PX_PER_MM,
-                       window_mm: float = WINDOW_MM) -> GridResidual:
-    """Only the vertical lines (read along the rows): what stretches a lead's time axis."""
-    dark = _analysis_darkness(image_rgb, px_per_mm)
-    s, b, n = _family(dark, px_per_mm, window_mm)
-    return GridResidual(np.asarray(s), np.asarray(b), n)
-
-
-def resize_to_canonical(image_rgb: np.ndarray, px_per_mm: float) -> np.ndarray:
-    """A page at px_per_mm brought to the canonical scale (for pages the frame left at another scale)."""
-    f = CANONICAL_PX_PER_MM / px_per_mm
-    return image_rgb if abs(f - 1.0) < 1e-3 else resize_by(image_rgb, f)
-
-
-# --- a row's time ruler -----------------------------------------------------------------------------------
-# A crumpled or folded photographed page keeps creases the page frame's smooth surface cannot follow: a row's
-# printed beats then sit up to 0.7 mm (28 ms) off where the frame puts them, beat by beat (real phone
-# photos: the SNR with an oracle that re-times each half-second of a lead is 4.6 dB above ours, on synthetic
-# photos 0.07 dB). The vertical grid lines printed around the row carry the same crease, so their positions
-# measured next to the row tell where each millimetre of the row really is.
 
 # Strips above and below a row's baseline (mm) in which its vertical lines are measured: clear of the
 # baseline stretch of the trace, inside the row's own band of paper.
@@ -134,24 +19,21 @@ RULER_STRIPS_MM = ((-10.0, -3.0), (2.5, 8.0))
 # steep QRS stroke crossing the strip is a vertical dark line too, and the erased trace pixels bias a
 # grid line's peak (on clean rows the shifts fell exactly on the QRS complexes).
 RULER_MAX_COVER_SHARE = 0.2
-RULER_SMOOTH_MM = 2.5  # Gaussian smoothing of the line shifts along the row (as SMOOTH_MM above)
+RULER_SMOOTH_MM = 2.5  # Gaussian smoothing of the line shifts along the row (as residual.SMOOTH_MM)
 RULER_MAX_SCATTER_PX = 1.0  # lines scattering more than this about their smoothed shift: no ruler for the row
 # A line further than this share of the period from the median of its five neighbours is misread (print, a
 # trace's edge; ECG-Image-Kit photo 00823: one 5-mm line 1.3 mm off): a crease moves neighbouring lines
 # together, so a step or a ramp keeps its median and a lone line does not.
 RULER_OUTLIER_SHARE = 0.2
-# A row whose shifts all stay within this is left on its nominal axis: that is the ruler's own noise (up to
-# 0.55 px on the rows of ECG-Image-Kit photo 00047, most at a row's ends), not a crease, and at 100 Hz a
-# sample is 2 px, so 0.4 px moves a QRS stroke's samples by 0.2 mV (00047's V6: 17.8 dB on the nominal axis,
-# 14.6 on the ruler's). A crease a phone shows moves the lines by 2-8 px.
+# A row whose shifts all stay within this is left on its nominal axis: that is the ruler's own noise, not a
+# crease, and at 100 Hz a sample is 2 px, so 0.4 px moves a QRS stroke's samples by 0.2 mV. A crease a phone
+# shows moves the lines by 2-8 px.
 RULER_MIN_CREASE_PX = 1.0
 RULER_MIN_LINE_SHARE = 0.5  # at least this share of the row's lines measured, and at least RULER_MIN_LINES
 RULER_MIN_LINES = 6
 # The 5-mm lines are the ruler where they are told apart: their comb level at least this share of the 1-mm
-# lattice's (real photographed printouts: 1.2-5.6x it; ECG-Image-Kit's photos: 0.7-0.9 on some pages,
-# 0.14-0.18 on others). Below it the lines are drawn alike, a line's shift is known only modulo 1 mm, and a
-# crease of over half a millimetre would be read a whole millimetre wrong beyond it (ECG-Image-Kit photo 00069
-# at 0.18: shifts of 6 px where it has no crease).
+# lattice's. Below it the lines are drawn alike, a line's shift is known only modulo 1 mm, and a crease of
+# over half a millimetre would be read a whole millimetre wrong beyond it (figures: docs/tuning.md).
 MAJOR_GUIDE_SHARE = 0.5
 # The 1-mm lines are read too where their level is at least this share of the 5-mm lines' (each line's
 # period multiple taken from the 5-mm ruler).
@@ -172,15 +54,18 @@ class RowRuler:
         return np.interp(np.asarray(x, dtype=np.float64), self.x_px, self.shift_px)
 
 
-def ruler_darkness(image_rgb: np.ndarray, px_per_mm: float) -> np.ndarray:
-    """The grid's darkness with the background and the trace removed (what the rulers read)."""
-    return _analysis_darkness(image_rgb, px_per_mm)
+@dataclass(frozen=True)
+class CombPeaks:
+    """Each line of a comb along a 1-D profile: where a perfect comb puts it, and where it stands."""
+
+    nominal_px: np.ndarray
+    found_px: np.ndarray  # NaN: not found
 
 
-def comb_peaks(profile: np.ndarray, period_px: float) -> tuple[np.ndarray, np.ndarray]:
-    """(nominal x, measured x) of each line of a comb along a 1-D darkness profile: nominal places follow the
-    profile's own phase at the period; each line is the sub-pixel peak (parabola) within
-    half a period of its place (NaN where the peak is at the window's edge or not a maximum)."""
+def comb_peaks(profile: np.ndarray, period_px: float) -> CombPeaks:
+    """Each line of a comb along a 1-D darkness profile: nominal places follow the profile's own phase at the
+    period; each line is the sub-pixel peak (parabola) within half a period of its place (NaN where the peak
+    is at the window's edge or not a maximum)."""
     x = np.arange(profile.size, dtype=np.float64)
     phase = np.angle(np.sum((profile - profile.mean()) * np.exp(-2j * np.pi * x / period_px)))
     first = (-phase / (2.0 * np.pi)) * period_px % period_px
@@ -198,13 +83,14 @@ def comb_peaks(profile: np.ndarray, period_px: float) -> tuple[np.ndarray, np.nd
         curv = a - 2.0 * b + c2
         if curv < 0:
             found[n] = i + 0.5 * (a - c2) / curv
-    return nominal, found
+    return CombPeaks(nominal, found)
 
 
 def _line_shifts(profile: np.ndarray, share: np.ndarray, period_px: float, x_offset: int
                  ) -> tuple[np.ndarray, np.ndarray]:
     """(nominal x, shift modulo the period) of the comb's lines found clear of the trace (page x)."""
-    nominal, pos = comb_peaks(profile, period_px)
+    peaks = comb_peaks(profile, period_px)
+    nominal, pos = peaks.nominal_px, peaks.found_px
     half = int(round(0.5 * period_px))
     for n, c in enumerate(nominal):
         lo, hi = max(0, int(c) - half), min(profile.size, int(c) + half + 1)
@@ -270,7 +156,7 @@ def row_ruler(dark: np.ndarray, cover: np.ndarray | None, x0_px: float, x1_px: f
               px_per_mm: float, exclude_px: list[tuple[float, float]] = ()) -> RowRuler | None:
     """The time ruler of a row drawn over [x0_px, x1_px] with its baseline at baseline_y, read on the vertical
     lines in strips above and below it (see RULER_STRIPS_MM); None where the grid there is too sparse or too
-    scattered to trust. dark: `ruler_darkness` of the page; cover: bool mask of trace and print (its pixels
+    scattered to trust. dark: `line_darkness` of the page; cover: bool mask of trace and print (its pixels
     are left out); exclude_px: x ranges whose lines are not used (the calibration pulse, the cell
     separators and the lead names printed beside them)."""
     pad = int(round(5.0 * px_per_mm))
