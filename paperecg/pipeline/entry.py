@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from paperecg.hardware import select_profile, set_threads
-from paperecg.log import log_if, warn  # noqa: F401  (training.py takes them from here)
+from paperecg.log import warn
 from paperecg.records.header import HeaderInfo, parse_header
 from paperecg.records.images import PageImage, load_pages
 from paperecg.records.io import image_paths, load_header, sanitize_signal, save_step_accepts

@@ -13,11 +13,12 @@ import sys
 import time
 
 from paperecg.hardware import ddp_procs_wanted, ddp_rank_world, select_profile
+from paperecg.log import log_if, warn
 
 from .data import UnusableDataError, check_trainable, require_labels, scan_training_folder
 from .ddp import DDP_CHILD_ENV, launch
 from .digitizer import DETECTOR_DIR, SEGMENTER_DIR
-from .entry import CLASSIFIER_DIR, log_if, warn
+from .entry import CLASSIFIER_DIR
 from .prevalence import PrevalenceModel
 
 # Each part trains into a hidden folder inside the model folder (the one folder sure to be writable and kept;
