@@ -12,6 +12,7 @@ from ..records.labels import CLASSES
 from .image_data import square_crop_resize, to_tensor_input
 from .networks import SignalNet, build_image_net
 from .signal_data import NUM_LEADS, NUM_SIDE_FEATURES, network_input, side_features, to_internal
+from .thresholds import macro_f
 
 CONFIG_FILE = "config.json"
 
@@ -78,8 +79,6 @@ def score_probs(probs: np.ndarray, y: np.ndarray, thresholds, trained, at_least_
                 classes: list[str] | None = None) -> tuple[float | None, dict]:
     """Macro F (None when no class counts) and per-class F of the `decide` decisions on (records, classes)
     probabilities against 0/1 truth `y`, the organizers' way (thresholds.macro_f)."""
-    from .thresholds import macro_f
-
     pred = np.stack([decide(p, thresholds, trained, at_least_one) for p in probs])
     f, per = macro_f(pred, y)
     names = list(classes) if classes is not None else list(CLASSES)

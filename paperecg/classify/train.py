@@ -21,6 +21,7 @@ from torch import nn
 
 from ..hardware import classifier_recipe, ddp_rank_world, ddp_setup, select_profile, set_threads
 from ..harness import AmpStep, BudgetClock, atomic_torch_save, set_lr, sync_progress, warmup_cosine_lr
+from ..log import log_if
 from ..records.labels import CLASSES, labels_to_multi_hot
 from .image_data import render_training_crop, square_crop_resize, to_tensor_input, validation_crop
 from .model import Classifier, ClassifierConfig, make_signal_net, score_probs
@@ -29,7 +30,12 @@ from .signal_data import augment_signal, network_input, side_features
 from .thresholds import positive_weights, tune_thresholds
 from .train_data import (HIDDEN_DEMOGRAPHICS, TrainRecord, load_training_records, make_folds, predict_signal,
                          validation_signal_view)
-from ..log import log_if as _log
+
+
+def _log(verbose: bool, *msg) -> None:
+    """A progress line of the classifier's training (prefixed, as the pipeline's lines are not)."""
+    log_if(verbose, "[classify]", *msg)
+
 
 # ImageNet weights for the image branch, looked for in the model folder and the folder above it, named after
 # the architecture: "{arch}_imagenet.safetensors" or "{arch}_imagenet.pth" (e.g. torchvision's

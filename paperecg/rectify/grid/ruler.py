@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...geometry import MAJOR_MM
+
 # Strips above and below a row's baseline (mm) in which its vertical lines are measured: clear of the
 # baseline stretch of the trace, inside the row's own band of paper.
 RULER_STRIPS_MM = ((-10.0, -3.0), (2.5, 8.0))
@@ -62,12 +64,18 @@ class CombPeaks:
     found_px: np.ndarray  # NaN: not found
 
 
+def _comb_coefficient(profile: np.ndarray, period_px: float) -> complex:
+    """The DFT coefficient of a 1-D darkness profile (its mean removed) at one period: its angle is the comb's
+    phase, its size the comb's strength."""
+    x = np.arange(profile.size, dtype=np.float64)
+    return np.sum((profile - profile.mean()) * np.exp(-2j * np.pi * x / period_px))
+
+
 def comb_peaks(profile: np.ndarray, period_px: float) -> CombPeaks:
     """Each line of a comb along a 1-D darkness profile: nominal places follow the profile's own phase at the
     period; each line is the sub-pixel peak (parabola) within half a period of its place (NaN where the peak
     is at the window's edge or not a maximum)."""
-    x = np.arange(profile.size, dtype=np.float64)
-    phase = np.angle(np.sum((profile - profile.mean()) * np.exp(-2j * np.pi * x / period_px)))
+    phase = np.angle(_comb_coefficient(profile, period_px))
     first = (-phase / (2.0 * np.pi)) * period_px % period_px
     nominal = np.arange(first, profile.size, period_px)
     found = np.full(nominal.size, np.nan)
@@ -145,10 +153,8 @@ def _strip_profiles(dark: np.ndarray, cover: np.ndarray | None, xa: int, xb: int
 
 
 def _comb_level(profiles: list[tuple[np.ndarray, np.ndarray]], period_px: float) -> float:
-    levels = []
-    for prof, _ in profiles:
-        x = np.arange(prof.size, dtype=np.float64)
-        levels.append(abs(np.sum((prof - prof.mean()) * np.exp(-2j * np.pi * x / period_px))) / max(prof.size, 1))
+    """The comb's strength at the period: the median over the strips of its DFT coefficient's size per px."""
+    levels = [abs(_comb_coefficient(prof, period_px)) / max(prof.size, 1) for prof, _ in profiles]
     return float(np.median(levels)) if levels else 0.0
 
 
@@ -168,7 +174,8 @@ def row_ruler(dark: np.ndarray, cover: np.ndarray | None, x0_px: float, x1_px: f
         return None
     profile = np.mean([p for p, _ in profiles], axis=0)
     share = np.mean([c for _, c in profiles], axis=0)
-    major = _comb_level(profiles, 5.0 * px_per_mm)
+    major_px = MAJOR_MM * px_per_mm
+    major = _comb_level(profiles, major_px)
     minor = _comb_level(profiles, px_per_mm)
     if major < MAJOR_GUIDE_SHARE * minor:
         # a lattice of alike lines (a rendered page): a line's shift is known only modulo 1 mm, and a crease of
@@ -180,11 +187,11 @@ def row_ruler(dark: np.ndarray, cover: np.ndarray | None, x0_px: float, x1_px: f
             keep &= ~((xs >= a) & (xs <= b))
         return xs[keep], shift[keep]
 
-    xs5, shift5 = kept(*_line_shifts(profile, share, 5.0 * px_per_mm, xa))
+    xs5, shift5 = kept(*_line_shifts(profile, share, major_px, xa))
     if xs5.size < RULER_MIN_LINES:
         return None
-    shift5 = unwrap_shifts(xs5, shift5, 5.0 * px_per_mm)
-    period_mm, xs, shift = 5.0, xs5, shift5
+    shift5 = unwrap_shifts(xs5, shift5, major_px)
+    period_mm, xs, shift = MAJOR_MM, xs5, shift5
     if minor >= MINOR_LATTICE_SHARE * major:
         # the 1-mm lines are read too: five times the ruler's marks (a sharp crease is followed), each line's
         # period multiple taken from the 5-mm lines
