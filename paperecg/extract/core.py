@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import cv2
 import numpy as np
 
 from ..geometry import LeadNameBox, PageGeometry
@@ -28,7 +29,7 @@ from .combine import read_leads
 from .ink import ink_score_map, map_finer_than_scan
 from .paper import off_paper_mask
 from .readout import choose_pen_width
-from .ruler import measure_row_rulers
+from .ruler import measure_page_warp, measure_row_rulers
 from .rows import TrackParams, find_row_centres, resolve_shared, trace_width, track_rows
 from .runs import Runs, find_runs
 from .scale import gridless_geometry, page_geometry
@@ -162,6 +163,12 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
     num_samples = int(num_samples)
     tmap, threshold, ink_note = sharpened_map(tmap, image_rgb, geometry, coarse, map_share, source_px_per_mm,
                                               params)
+    warp_note = None
+    if params.grid_warp and image_rgb is not None:
+        warp = measure_page_warp(image_rgb, tmap >= threshold, geometry.px_per_mm_x)
+        if warp is not None:
+            tmap, image_rgb = warp.apply(tmap, cv2.INTER_NEAREST), warp.apply(image_rgb)
+            warp_note = f"page moved onto its vertical grid lines (up to {np.max(np.abs(warp.shift_px)):.1f} px)"
     runs = find_runs(tmap, threshold, params.max_gap_px)
     if len(runs) == 0:
         return empty_extraction(num_samples, lead_names, geometry, "empty trace map")
@@ -187,6 +194,6 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
         ruler_note = f"time axis read on the grid beside {ruled} of {len(rows)} rows"
     signal, confidence = read_leads(choice.cells, rows, lead_names, fs_hz, px_per_sample, num_samples, width_px,
                                     pen_width, geometry, params)
-    notes = [n for n in (scale_note, ink_note) if n] + choice.notes + ([ruler_note] if ruler_note else [])
+    notes = [n for n in (scale_note, ink_note, warp_note) if n] + choice.notes + ([ruler_note] if ruler_note else [])
     return Extraction(signal, geometry, confidence, rows, choice.cells, choice.layout, grid, skew, width_px,
                       pen_width, notes)

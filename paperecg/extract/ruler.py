@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..rectify.grid import RowRuler, line_darkness, row_ruler
+from ..rectify.grid import GridWarp, RowRuler, grid_warp, line_darkness, row_ruler
 
 # Trace pixels are widened by this much on each side before the rulers leave them out (their blurred edge
 # still darkens the grid's strips).
@@ -62,8 +62,7 @@ def measure_row_rulers(rows: list, image_rgb: np.ndarray, trace_mask: np.ndarray
     rows: the extractor's RowTrace list (x_first, x_last, baseline_y, cell_starts); trace_mask: bool, the
     page's trace pixels (the map at its threshold)."""
     dark = line_darkness(image_rgb, px_per_mm)
-    k = 2 * max(1, int(round(COVER_MARGIN_MM * px_per_mm))) + 1
-    cover = cv2.dilate(trace_mask.astype(np.uint8), np.ones((k, k), np.uint8)) > 0
+    cover = trace_cover(trace_mask, px_per_mm)
     count = 0
     for rt in rows:
         rt.ruler = None
@@ -74,3 +73,27 @@ def measure_row_rulers(rows: list, image_rgb: np.ndarray, trace_mask: np.ndarray
         rt.ruler = row_ruler(dark, cover, rt.x_first, rt.x_last, baseline_y, px_per_mm, exclude)
         count += rt.ruler is not None
     return count
+
+
+def trace_cover(trace_mask: np.ndarray, px_per_mm: float) -> np.ndarray:
+    """The trace's pixels widened by COVER_MARGIN_MM: what the grid's readers leave out."""
+    k = 2 * max(1, int(round(COVER_MARGIN_MM * px_per_mm))) + 1
+    return cv2.dilate(trace_mask.astype(np.uint8), np.ones((k, k), np.uint8)) > 0
+
+
+# The warp is measured over the rows' part of the page and this far beyond (header print and margins left out)
+WARP_MARGIN_MM = 15.0
+
+
+def measure_page_warp(image_rgb: np.ndarray, trace_mask: np.ndarray, px_per_mm: float) -> GridWarp | None:
+    """The page's residual warp along x read on its vertical grid lines (rectify.grid.grid_warp), over the
+    part of the page that holds the trace."""
+    rows = np.nonzero(trace_mask.any(axis=1))[0]
+    if rows.size == 0:
+        return None
+    counts = trace_mask[rows].sum(axis=1).astype(np.float64)
+    cum = np.cumsum(counts) / counts.sum()
+    y0, y1 = rows[np.searchsorted(cum, 0.01)], rows[min(rows.size - 1, np.searchsorted(cum, 0.99))]
+    margin = WARP_MARGIN_MM * px_per_mm
+    return grid_warp(line_darkness(image_rgb, px_per_mm), trace_cover(trace_mask, px_per_mm), px_per_mm,
+                     (y0 - margin, y1 + margin))

@@ -30,6 +30,8 @@ class ExtractParams:
     # read each row's time axis on the grid lines beside it (extract/ruler.py): for photographed pages, whose
     # creases the page frame's smooth surface leaves in
     grid_ruler: bool = False
+    # photographed pages: the page resampled onto its vertical grid lines before it is read (rectify/grid/warp.py)
+    grid_warp: bool = False
     track: TrackParams = field(default_factory=TrackParams)
     row_end_min_rel: float = 0.3  # a row's first and last run: at least this share of the median run length
     row_start_tol_s: float = 0.02  # rows whose starts agree within this start together (align_row_starts)

@@ -71,11 +71,17 @@ def _comb_coefficient(profile: np.ndarray, period_px: float) -> complex:
     return np.sum((profile - profile.mean()) * np.exp(-2j * np.pi * x / period_px))
 
 
-def comb_peaks(profile: np.ndarray, period_px: float) -> CombPeaks:
-    """Each line of a comb along a 1-D darkness profile: nominal places follow the profile's own phase at the
-    period; each line is the sub-pixel peak (parabola) within half a period of its place (NaN where the peak
-    is at the window's edge or not a maximum)."""
-    phase = np.angle(_comb_coefficient(profile, period_px))
+def comb_phase(profile: np.ndarray, period_px: float) -> float:
+    """The phase (radians) of a 1-D darkness profile's comb at one period (see comb_peaks)."""
+    return float(np.angle(_comb_coefficient(profile, period_px)))
+
+
+def comb_peaks(profile: np.ndarray, period_px: float, phase: float | None = None) -> CombPeaks:
+    """Each line of a comb along a 1-D darkness profile: nominal places follow the given phase at the period
+    (default: the profile's own, `comb_phase`); each line is the sub-pixel peak (parabola) within half a
+    period of its place (NaN where the peak is at the window's edge or not a maximum)."""
+    if phase is None:
+        phase = comb_phase(profile, period_px)
     first = (-phase / (2.0 * np.pi)) * period_px % period_px
     nominal = np.arange(first, profile.size, period_px)
     found = np.full(nominal.size, np.nan)
@@ -94,10 +100,11 @@ def comb_peaks(profile: np.ndarray, period_px: float) -> CombPeaks:
     return CombPeaks(nominal, found)
 
 
-def _line_shifts(profile: np.ndarray, share: np.ndarray, period_px: float, x_offset: int
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """(nominal x, shift modulo the period) of the comb's lines found clear of the trace (page x)."""
-    peaks = comb_peaks(profile, period_px)
+def line_shifts(profile: np.ndarray, share: np.ndarray, period_px: float, x_offset: int,
+                phase: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(nominal x, shift modulo the period) of the comb's lines found clear of the trace (page x); the nominal
+    comb's phase is the profile's own unless given (the phase at x_offset = 0)."""
+    peaks = comb_peaks(profile, period_px, phase)
     nominal, pos = peaks.nominal_px, peaks.found_px
     half = int(round(0.5 * period_px))
     for n, c in enumerate(nominal):
@@ -187,7 +194,7 @@ def row_ruler(dark: np.ndarray, cover: np.ndarray | None, x0_px: float, x1_px: f
             keep &= ~((xs >= a) & (xs <= b))
         return xs[keep], shift[keep]
 
-    xs5, shift5 = kept(*_line_shifts(profile, share, major_px, xa))
+    xs5, shift5 = kept(*line_shifts(profile, share, major_px, xa))
     if xs5.size < RULER_MIN_LINES:
         return None
     shift5 = unwrap_shifts(xs5, shift5, major_px)
@@ -195,7 +202,7 @@ def row_ruler(dark: np.ndarray, cover: np.ndarray | None, x0_px: float, x1_px: f
     if minor >= MINOR_LATTICE_SHARE * major:
         # the 1-mm lines are read too: five times the ruler's marks (a sharp crease is followed), each line's
         # period multiple taken from the 5-mm lines
-        xs1, raw = kept(*_line_shifts(profile, share, px_per_mm, xa))
+        xs1, raw = kept(*line_shifts(profile, share, px_per_mm, xa))
         shift1 = raw + px_per_mm * np.round((np.interp(xs1, xs5, shift5) - raw) / px_per_mm)
         # neighbouring lines about a period apart: a wrong multiple somewhere (a crease moves the lines beyond
         # it by up to ~0.7 mm); the 5-mm lines alone then

@@ -1,0 +1,172 @@
+"""The page's residual warp along its time axis, read on the vertical grid lines across the whole rectified page
+(`grid_warp`, a `GridWarp`), and the page moved onto its grid (`GridWarp.apply`).
+
+The page frame's smooth surface leaves in what a crumpled or curled photograph does locally. A crease shifts
+the lines beyond it (the row ruler, ruler.py, follows that along a row), and near a curled corner the vertical
+lines also lean: measured on real phone photos, the lines 10 mm above a row's baseline stand up to 7 px
+(0.9 mm) left of those 5 mm below it. A tall QRS stroke leans with them, so its tip is read up to 30 ms early
+or late while the P and T waves beside it sit right; a shift per row cannot undo that. Here the lines' shift is
+measured in overlapping horizontal bands everywhere on the page, against one comb for the whole page (the
+printed grid is one lattice), and the page is resampled so that every vertical line stands where that comb
+puts it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ...geometry import MAJOR_MM
+from .ruler import (MAJOR_GUIDE_SHARE, MINOR_LATTICE_SHARE, RULER_OUTLIER_SHARE,
+                    RULER_SMOOTH_MM, comb_phase, line_shifts, unwrap_shifts)
+
+WARP_BAND_MM = 6.0  # height of each band whose vertical lines are measured
+WARP_BAND_STEP_MM = 3.0  # bands overlap by half
+WARP_STEP_MM = 1.0  # the field is kept at this spacing along x, and interpolated between
+# Lines measured in less than this share of a band's width: the band is left out (filled from its neighbours)
+WARP_MIN_LINE_SHARE = 0.3
+# Shifts further than this from the median of the three bands around (at one x) are misreads of one band
+WARP_BAND_OUTLIER_PX = 2.0
+# A band's shift beyond this is a misread (a 5-mm line taken for its neighbour where print or a fold hides the
+# lines); the largest crease shifts measured on real photos are 0.7-1.0 mm
+WARP_MAX_MM = 1.5
+# A page whose shifts stay within this of their median is left as it is (the lines' own scatter; as the row
+# ruler's RULER_MIN_CREASE_PX)
+WARP_MIN_PX = 1.0
+
+
+@dataclass
+class GridWarp:
+    """Where the page's vertical lines stand: the line that one comb puts at x stands at x + shift_px[b, i] in
+    the band centred at y_px[b] (x = x_px[i]); linear in between, constant beyond the first and last band."""
+
+    y_px: np.ndarray
+    x_px: np.ndarray
+    shift_px: np.ndarray
+
+    def field(self, height: int, width: int) -> np.ndarray:
+        """The shift (px) at every pixel of a (height, width) page, float32."""
+        coarse = self.shift_px.astype(np.float32)
+        # along x first (band by band), then along y: both linear, both held flat beyond the ends
+        xs = np.arange(width, dtype=np.float64)
+        rows = np.stack([np.interp(xs, self.x_px, coarse[b]) for b in range(coarse.shape[0])])
+        ys = np.arange(height, dtype=np.float64)
+        out = np.empty((height, width), np.float32)
+        lo = np.clip(np.searchsorted(self.y_px, ys) - 1, 0, max(0, self.y_px.size - 2))
+        hi = np.minimum(lo + 1, self.y_px.size - 1)
+        span = np.where(hi > lo, self.y_px[hi] - self.y_px[lo], 1.0)
+        t = np.clip((ys - self.y_px[lo]) / span, 0.0, 1.0)
+        for y in range(height):
+            out[y] = (1.0 - t[y]) * rows[lo[y]] + t[y] * rows[hi[y]]
+        return out
+
+    def apply(self, image: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+        """The image resampled so that each vertical line stands where the comb puts it (a trace map: pass
+        cv2.INTER_NEAREST, a linear blend of a one-pixel stroke falls below the trace threshold)."""
+        h, w = image.shape[:2]
+        map_x = np.arange(w, dtype=np.float32)[None, :] + self.field(h, w)
+        map_y = np.repeat(np.arange(h, dtype=np.float32)[:, None], w, axis=1)
+        return cv2.remap(image, map_x, map_y, interpolation, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _band_profile(dark: np.ndarray, cover: np.ndarray, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray]:
+    """(column darkness over the band's uncovered pixels, covered share per column)."""
+    sub = dark[y0:y1].astype(np.float64)
+    covered = cover[y0:y1]
+    free = (~covered).sum(axis=0)
+    share = covered.mean(axis=0)
+    prof = np.zeros(sub.shape[1])
+    ok = free > 0
+    prof[ok] = (sub * ~covered).sum(axis=0)[ok] / free[ok]
+    if ok.any() and not ok.all():
+        prof[~ok] = np.interp(np.nonzero(~ok)[0], np.nonzero(ok)[0], prof[ok])
+    return prof, share
+
+
+def _band_shift(profile: np.ndarray, share: np.ndarray, px_per_mm: float, phase5: float, phase1: float | None,
+                x_out: np.ndarray) -> np.ndarray:
+    """One band's line shifts against the page's comb, smoothed along x and read at x_out (NaN where the band
+    has too few lines or none near)."""
+    major_px = MAJOR_MM * px_per_mm
+    xs5, raw5 = line_shifts(profile, share, major_px, 0, phase5)
+    need = WARP_MIN_LINE_SHARE * profile.size / major_px
+    if xs5.size < max(4, need):
+        return np.full(x_out.size, np.nan)
+    # against one comb the shifts start near zero: unwrapped along the band from there
+    shift5 = unwrap_shifts(xs5, raw5, major_px)
+    xs, shift, period = xs5, shift5, major_px
+    if phase1 is not None:
+        xs1, raw = line_shifts(profile, share, px_per_mm, 0, phase1)
+        if xs1.size >= xs5.size:
+            shift1 = raw + px_per_mm * np.round((np.interp(xs1, xs5, shift5) - raw) / px_per_mm)
+            if not np.any(np.abs(np.diff(shift1)) > 0.75 * px_per_mm):
+                xs, shift, period = xs1, shift1, px_per_mm
+    local = np.array([np.median(shift[max(0, i - 2):i + 3]) for i in range(shift.size)])
+    good = np.abs(shift - local) < RULER_OUTLIER_SHARE * period
+    xs, shift = xs[good], shift[good]
+    if xs.size < max(4, need):
+        return np.full(x_out.size, np.nan)
+    sigma = RULER_SMOOTH_MM * px_per_mm
+    w = np.exp(-0.5 * ((x_out[:, None] - xs[None, :]) / sigma) ** 2)
+    weight = w.sum(axis=1)
+    out = (w @ shift) / np.maximum(weight, 1e-12)
+    # no line within two smoothing widths: unknown here
+    out[weight < np.exp(-2.0)] = np.nan
+    out[np.abs(out) > WARP_MAX_MM * px_per_mm] = np.nan
+    return out
+
+
+def grid_warp(dark: np.ndarray, cover: np.ndarray, px_per_mm: float, y_range: tuple[float, float] | None = None
+              ) -> GridWarp | None:
+    """The page's warp along x from its vertical grid lines (see the module's doc), or None where the grid
+    gives too little to read or the shifts stay within WARP_MIN_PX (the page is left as it is).
+    dark: `line_darkness` of the page; cover: bool mask of trace and print (left out); y_range: the rows of
+    the page to measure (default: all)."""
+    h, w = dark.shape
+    major_px = MAJOR_MM * px_per_mm
+    free = np.where(cover, 0.0, dark)
+    whole = free.sum(axis=0) / np.maximum((~cover).sum(axis=0), 1)
+    major_level = abs(np.sum((whole - whole.mean()) * np.exp(-2j * np.pi * np.arange(w) / major_px)))
+    minor_level = abs(np.sum((whole - whole.mean()) * np.exp(-2j * np.pi * np.arange(w) / px_per_mm)))
+    if major_level < MAJOR_GUIDE_SHARE * minor_level:
+        return None  # lines drawn alike: a shift is known only modulo 1 mm (as in ruler.row_ruler)
+    phase5 = comb_phase(whole, major_px)
+    phase1 = comb_phase(whole, px_per_mm) if minor_level >= MINOR_LATTICE_SHARE * major_level else None
+    ya, yb = (0.0, float(h)) if y_range is None else (max(0.0, y_range[0]), min(float(h), y_range[1]))
+    band_px = WARP_BAND_MM * px_per_mm
+    step_px = WARP_BAND_STEP_MM * px_per_mm
+    x_out = np.arange(0.0, w, WARP_STEP_MM * px_per_mm)
+    ys, shifts = [], []
+    y0 = ya
+    while y0 + band_px <= yb:
+        prof, share = _band_profile(dark, cover, int(y0), int(y0 + band_px))
+        s = _band_shift(prof, share, px_per_mm, phase5, phase1, x_out)
+        ys.append(y0 + 0.5 * band_px)
+        shifts.append(s)
+        y0 += step_px
+    if len(ys) < 3:
+        return None
+    y_px = np.asarray(ys)
+    shift = np.asarray(shifts)
+    # a band's misread (print, a lead name) differs from both neighbours: the median of three at each x
+    padded = np.concatenate([shift[:1], shift, shift[-1:]])
+    med = np.nanmedian(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
+    shift = np.where(np.abs(shift - med) > WARP_BAND_OUTLIER_PX, np.nan, shift)
+    # fill each column's missing bands from the measured ones (linear in y, flat beyond)
+    for i in range(x_out.size):
+        col = shift[:, i]
+        ok = np.isfinite(col)
+        if ok.sum() == 0:
+            shift[:, i] = np.nan
+        elif not ok.all():
+            shift[:, i] = np.interp(y_px, y_px[ok], col[ok])
+    cols_ok = np.isfinite(shift).all(axis=0)
+    if cols_ok.sum() < 4:
+        return None
+    for b in range(shift.shape[0]):
+        shift[b, ~cols_ok] = np.interp(x_out[~cols_ok], x_out[cols_ok], shift[b, cols_ok])
+    shift -= float(np.median(shift))
+    if float(np.max(np.abs(shift))) < WARP_MIN_PX:
+        return None
+    return GridWarp(y_px, x_out, shift)
