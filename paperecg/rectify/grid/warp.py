@@ -132,7 +132,10 @@ def grid_warp(dark: np.ndarray, cover: np.ndarray, px_per_mm: float, y_range: tu
     if major_level < MAJOR_GUIDE_SHARE * minor_level:
         return None  # lines drawn alike: a shift is known only modulo 1 mm (as in ruler.row_ruler)
     phase5 = comb_phase(whole, major_px)
-    phase1 = comb_phase(whole, px_per_mm) if minor_level >= MINOR_LATTICE_SHARE * major_level else None
+    # the 1-mm comb through the 5-mm comb's lines (phases found apart differ by a fraction of a pixel, and bands
+    # read on one comb or the other would then disagree by that much)
+    first5 = (-phase5 / (2.0 * np.pi)) * major_px % major_px
+    phase1 = -2.0 * np.pi * first5 / px_per_mm if minor_level >= MINOR_LATTICE_SHARE * major_level else None
     ya, yb = (0.0, float(h)) if y_range is None else (max(0.0, y_range[0]), min(float(h), y_range[1]))
     band_px = WARP_BAND_MM * px_per_mm
     step_px = WARP_BAND_STEP_MM * px_per_mm
