@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-import cv2
 import numpy as np
 
 from ..geometry import LeadNameBox, PageGeometry
@@ -29,7 +28,7 @@ from .combine import read_leads
 from .ink import ink_score_map, map_finer_than_scan
 from .paper import off_paper_mask
 from .readout import choose_pen_width
-from .ruler import measure_page_warp, measure_row_rulers
+from .ruler import measure_row_leans, measure_row_rulers
 from .rows import TrackParams, find_row_centres, resolve_shared, trace_width, track_rows
 from .runs import Runs, find_runs
 from .scale import gridless_geometry, page_geometry
@@ -163,12 +162,6 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
     num_samples = int(num_samples)
     tmap, threshold, ink_note = sharpened_map(tmap, image_rgb, geometry, coarse, map_share, source_px_per_mm,
                                               params)
-    warp_note = None
-    if params.grid_warp and image_rgb is not None:
-        warp = measure_page_warp(image_rgb, tmap >= threshold, geometry.px_per_mm_x)
-        if warp is not None:
-            tmap, image_rgb = warp.apply(tmap, cv2.INTER_NEAREST), warp.apply(image_rgb)
-            warp_note = f"page moved onto its vertical grid lines (up to {np.max(np.abs(warp.shift_px)):.1f} px)"
     runs = find_runs(tmap, threshold, params.max_gap_px)
     if len(runs) == 0:
         return empty_extraction(num_samples, lead_names, geometry, "empty trace map")
@@ -192,6 +185,11 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
     if params.grid_ruler and image_rgb is not None:
         ruled = measure_row_rulers(rows, image_rgb, tmap >= threshold, geometry.px_per_mm_x, px_per_sample)
         ruler_note = f"time axis read on the grid beside {ruled} of {len(rows)} rows"
+    warp_note = None
+    if params.grid_lean and image_rgb is not None:
+        leaning = measure_row_leans(rows, image_rgb, tmap >= threshold, geometry.px_per_mm_x)
+        if leaning:
+            warp_note = f"strokes set upright on the grid's leaning lines in {leaning} of {len(rows)} rows"
     signal, confidence = read_leads(choice.cells, rows, lead_names, fs_hz, px_per_sample, num_samples, width_px,
                                     pen_width, geometry, params)
     notes = [n for n in (scale_note, ink_note, warp_note) if n] + choice.notes + ([ruler_note] if ruler_note else [])

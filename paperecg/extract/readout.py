@@ -23,6 +23,7 @@ import numpy as np
 from ..geometry import PageGeometry
 from .fit import fit_samples
 from .ruler import sample_x as ruled_sample_x
+from .ruler import upright
 from .types import RowTrace
 
 # Gauss-Newton iterations of the polyline fit (fit.fit_samples stops earlier once it has converged): a readout
@@ -238,4 +239,7 @@ def row_samples(rt: RowTrace, px_per_sample: float, num_samples: int, width_px: 
         rt.baseline_y = rt.pulse.baseline_y
     else:
         rt.baseline_y = isoelectric_row(ys)
+    if rt.lean is not None:
+        nominal_x = rt.x_first + np.arange(num_samples) * px_per_sample
+        y = upright(y, nominal_x, sample_x, rt.baseline_y, rt.lean)
     return (rt.baseline_y - y) / geometry.px_per_mv

@@ -81,19 +81,74 @@ def trace_cover(trace_mask: np.ndarray, px_per_mm: float) -> np.ndarray:
     return cv2.dilate(trace_mask.astype(np.uint8), np.ones((k, k), np.uint8)) > 0
 
 
-# The warp is measured over the rows' part of the page and this far beyond (header print and margins left out)
-WARP_MARGIN_MM = 15.0
+# The lean is measured over the rows' part of the page and this far beyond (header print and margins left out)
+LEAN_MARGIN_MM = 15.0
+# How far above and below its baseline a row's lean is judged (a tall R wave's height)
+LEAN_REACH_MM = 10.0
+# A row whose lines lean less than this between its baseline and LEAN_REACH_MM above or below is left upright:
+# the field's own scatter there is about 0.5 px (real photos), and a crease that leans moves a tall stroke's tip
+# by 2-7 px
+LEAN_MIN_PX = 1.5
 
 
 def measure_page_warp(image_rgb: np.ndarray, trace_mask: np.ndarray, px_per_mm: float) -> GridWarp | None:
-    """The page's residual warp along x read on its vertical grid lines (rectify.grid.grid_warp), over the
-    part of the page that holds the trace."""
+    """Where the page's vertical grid lines stand, everywhere (rectify.grid.grid_warp), over the part of the
+    page that holds the trace."""
     rows = np.nonzero(trace_mask.any(axis=1))[0]
     if rows.size == 0:
         return None
     counts = trace_mask[rows].sum(axis=1).astype(np.float64)
     cum = np.cumsum(counts) / counts.sum()
     y0, y1 = rows[np.searchsorted(cum, 0.01)], rows[min(rows.size - 1, np.searchsorted(cum, 0.99))]
-    margin = WARP_MARGIN_MM * px_per_mm
+    margin = LEAN_MARGIN_MM * px_per_mm
     return grid_warp(line_darkness(image_rgb, px_per_mm), trace_cover(trace_mask, px_per_mm), px_per_mm,
                      (y0 - margin, y1 + margin))
+
+
+def row_lean_px(warp: GridWarp, x0: float, x1: float, baseline_y: float, px_per_mm: float) -> float:
+    """How far the lines lean over a row: the largest shift between its baseline and LEAN_REACH_MM above or
+    below it (px)."""
+    xs = np.arange(x0, x1, px_per_mm)
+    base = warp.at(xs, np.full(xs.size, baseline_y))
+    reach = LEAN_REACH_MM * px_per_mm
+    up = warp.at(xs, np.full(xs.size, baseline_y - reach))
+    down = warp.at(xs, np.full(xs.size, baseline_y + reach))
+    return float(max(np.max(np.abs(up - base)), np.max(np.abs(down - base)))) if xs.size else 0.0
+
+
+def measure_row_leans(rows: list, image_rgb: np.ndarray, trace_mask: np.ndarray, px_per_mm: float) -> int:
+    """Set each row's `lean` (None where its lines stand upright within LEAN_MIN_PX); returns how many rows got
+    one."""
+    for rt in rows:
+        rt.lean = None
+    warp = measure_page_warp(image_rgb, trace_mask, px_per_mm)
+    if warp is None:
+        return 0
+    count = 0
+    for rt in rows:
+        baseline_y = row_level_y(rt)
+        if not (np.isfinite(rt.x_first) and np.isfinite(rt.x_last) and np.isfinite(baseline_y)):
+            continue
+        if row_lean_px(warp, rt.x_first, rt.x_last, baseline_y, px_per_mm) >= LEAN_MIN_PX:
+            rt.lean = warp
+            count += 1
+    return count
+
+
+def upright(y_px: np.ndarray, nominal_x: np.ndarray, image_x: np.ndarray, baseline_y: float,
+            lean: GridWarp | None) -> np.ndarray:
+    """A row's samples (y px, read at image_x for the nominal page x of each sample) moved to where their ink
+    really is in time: the grid's lines lean by lean(x, y) - lean(x, baseline) at a sample's height, and so
+    does the stroke through it; the moved samples are read back at the nominal x (linear between them)."""
+    y = np.asarray(y_px, dtype=np.float64)
+    if lean is None:
+        return y
+    ok = np.isfinite(y)
+    if ok.sum() < 2:
+        return y
+    delta = lean.at(image_x[ok], y[ok]) - lean.at(image_x[ok], np.full(int(ok.sum()), baseline_y))
+    page_x = nominal_x[ok] - delta
+    order = np.argsort(page_x, kind="stable")
+    out = np.full(y.size, np.nan)
+    out[ok] = np.interp(nominal_x[ok], page_x[order], y[ok][order])
+    return out

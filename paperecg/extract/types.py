@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..rectify.grid import RowRuler
+from ..rectify.grid import GridWarp, RowRuler
 from .ink import InkParams
 from .pulse import PulseInfo
 from .rows import TrackParams
@@ -30,8 +30,9 @@ class ExtractParams:
     # read each row's time axis on the grid lines beside it (extract/ruler.py): for photographed pages, whose
     # creases the page frame's smooth surface leaves in
     grid_ruler: bool = False
-    # photographed pages: the page resampled onto its vertical grid lines before it is read (rectify/grid/warp.py)
-    grid_warp: bool = False
+    # photographed pages: each sample moved along x by how far the grid's vertical lines lean between its height
+    # and its row's baseline (extract/ruler.py, rectify/grid/warp.py)
+    grid_lean: bool = False
     track: TrackParams = field(default_factory=TrackParams)
     row_end_min_rel: float = 0.3  # a row's first and last run: at least this share of the median run length
     row_start_tol_s: float = 0.02  # rows whose starts agree within this start together (align_row_starts)
@@ -59,6 +60,7 @@ class RowTrace:
     cell_starts: list[int] = field(default_factory=list)  # samples where a new lead's polyline begins
     start_group: int = 0  # rows with the same value start together (one timing search for all)
     ruler: RowRuler | None = None  # where the row's millimetres really are (extract/ruler.py); None: nominal
+    lean: GridWarp | None = None  # how the grid's vertical lines lean about the row (extract/ruler.py); None: upright
 
 
 def empty_row(centre_y: float) -> RowTrace:

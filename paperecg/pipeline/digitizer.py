@@ -139,7 +139,7 @@ def extract_params_for(rect: RectifiedPage) -> ExtractParams:
     the creases the frame's smooth surface leaves in (`ExtractParams.grid_ruler`). A flat scan keeps the
     plain ink (there grid lines as dark as the trace would widen the strokes) and the nominal time axis."""
     if rect.frame is not None and rect.frame.straightens:
-        return ExtractParams(ink=InkParams(stroke_threshold=PHOTO_STROKE_THRESHOLD), grid_ruler=True, grid_warp=True)
+        return ExtractParams(ink=InkParams(stroke_threshold=PHOTO_STROKE_THRESHOLD), grid_ruler=True, grid_lean=True)
     return ExtractParams()
 
 

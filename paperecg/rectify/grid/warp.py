@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 
 from ...geometry import MAJOR_MM
 from .ruler import (MAJOR_GUIDE_SHARE, MINOR_LATTICE_SHARE, RULER_OUTLIER_SHARE,
@@ -31,9 +31,6 @@ WARP_BAND_OUTLIER_PX = 2.0
 # A band's shift beyond this is a misread (a 5-mm line taken for its neighbour where print or a fold hides the
 # lines); the largest crease shifts measured on real photos are 0.7-1.0 mm
 WARP_MAX_MM = 1.5
-# A page whose shifts stay within this of their median is left as it is (the lines' own scatter; as the row
-# ruler's RULER_MIN_CREASE_PX)
-WARP_MIN_PX = 1.0
 
 
 @dataclass
@@ -45,29 +42,22 @@ class GridWarp:
     x_px: np.ndarray
     shift_px: np.ndarray
 
-    def field(self, height: int, width: int) -> np.ndarray:
-        """The shift (px) at every pixel of a (height, width) page, float32."""
-        coarse = self.shift_px.astype(np.float32)
-        # along x first (band by band), then along y: both linear, both held flat beyond the ends
-        xs = np.arange(width, dtype=np.float64)
-        rows = np.stack([np.interp(xs, self.x_px, coarse[b]) for b in range(coarse.shape[0])])
-        ys = np.arange(height, dtype=np.float64)
-        out = np.empty((height, width), np.float32)
-        lo = np.clip(np.searchsorted(self.y_px, ys) - 1, 0, max(0, self.y_px.size - 2))
-        hi = np.minimum(lo + 1, self.y_px.size - 1)
-        span = np.where(hi > lo, self.y_px[hi] - self.y_px[lo], 1.0)
-        t = np.clip((ys - self.y_px[lo]) / span, 0.0, 1.0)
-        for y in range(height):
-            out[y] = (1.0 - t[y]) * rows[lo[y]] + t[y] * rows[hi[y]]
-        return out
-
-    def apply(self, image: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
-        """The image resampled so that each vertical line stands where the comb puts it (a trace map: pass
-        cv2.INTER_NEAREST, a linear blend of a one-pixel stroke falls below the trace threshold)."""
-        h, w = image.shape[:2]
-        map_x = np.arange(w, dtype=np.float32)[None, :] + self.field(h, w)
-        map_y = np.repeat(np.arange(h, dtype=np.float32)[:, None], w, axis=1)
-        return cv2.remap(image, map_x, map_y, interpolation, borderMode=cv2.BORDER_REPLICATE)
+    def at(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """The shift (px) at points (x, y) of the page."""
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        b = np.clip(np.searchsorted(self.y_px, y) - 1, 0, max(0, self.y_px.size - 2))
+        b1 = np.minimum(b + 1, self.y_px.size - 1)
+        span = np.where(b1 > b, self.y_px[b1] - self.y_px[b], 1.0)
+        t = np.clip((y - self.y_px[b]) / span, 0.0, 1.0)
+        fx = np.clip(np.interp(x, self.x_px, np.arange(self.x_px.size, dtype=np.float64)), 0, self.x_px.size - 1)
+        i = np.minimum(np.floor(fx).astype(np.int64), self.x_px.size - 2) if self.x_px.size > 1 else np.zeros_like(b)
+        u = fx - i
+        i1 = np.minimum(i + 1, self.x_px.size - 1)
+        s = self.shift_px
+        lo = (1.0 - u) * s[b, i] + u * s[b, i1]
+        hi = (1.0 - u) * s[b1, i] + u * s[b1, i1]
+        return (1.0 - t) * lo + t * hi
 
 
 def _band_profile(dark: np.ndarray, cover: np.ndarray, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray]:
@@ -169,7 +159,7 @@ def grid_warp(dark: np.ndarray, cover: np.ndarray, px_per_mm: float, y_range: tu
         return None
     for b in range(shift.shape[0]):
         shift[b, ~cols_ok] = np.interp(x_out[~cols_ok], x_out[cols_ok], shift[b, cols_ok])
+    # the lines lean smoothly between creases: one band step of smoothing along y halves the bands' scatter
+    shift = gaussian_filter1d(shift, sigma=1.0, axis=0, mode="nearest")
     shift -= float(np.median(shift))
-    if float(np.max(np.abs(shift))) < WARP_MIN_PX:
-        return None
     return GridWarp(y_px, x_out, shift)
