@@ -187,7 +187,7 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
         ruler_note = f"time axis read on the grid beside {ruled} of {len(rows)} rows"
     warp_note = None
     if params.grid_lean and image_rgb is not None:
-        leaning = measure_row_leans(rows, image_rgb, tmap >= threshold, geometry.px_per_mm_x)
+        leaning = measure_row_leans(rows, image_rgb, tmap >= threshold, geometry.px_per_mm_x, px_per_sample)
         if leaning:
             warp_note = f"strokes set upright on the grid's leaning lines in {leaning} of {len(rows)} rows"
     signal, confidence = read_leads(choice.cells, rows, lead_names, fs_hz, px_per_sample, num_samples, width_px,

@@ -5,6 +5,10 @@ page frame's smooth surface leaves creases in: there the row's millimetres are n
 and its beats come up to ~30 ms early or late, one beat at a time. The vertical grid lines beside the row
 carry the same crease; `rectify.grid.row_ruler` measures them (a `RowRuler`), and every reading of the
 row (the centre path, the polyline fit, the overlay) then looks for sample k at x + shift(x).
+
+Near a curled corner the lines also lean, and a tall QRS stroke with them: its tip is read early or late by as
+much as the lines lean between the tip's height and the baseline. `rectify.grid.grid_warp` measures the lines
+at every height, and `upright` moves each read sample by that difference (`measure_row_leans`).
 """
 from __future__ import annotations
 
@@ -91,9 +95,16 @@ LEAN_REACH_MM = 10.0
 LEAN_MIN_PX = 1.5
 
 
-def measure_page_warp(image_rgb: np.ndarray, trace_mask: np.ndarray, px_per_mm: float) -> GridWarp | None:
+# Print beside a row (pulse, lead names at the separators: ruler_exclusions) is left out this far above and
+# below the row's baseline (a lead name stands up to ~8 mm above it)
+PRINT_ABOVE_MM, PRINT_BELOW_MM = 12.0, 6.0
+
+
+def measure_page_warp(image_rgb: np.ndarray, trace_mask: np.ndarray, px_per_mm: float,
+                      print_boxes: list[tuple[float, float, float, float]] = ()) -> GridWarp | None:
     """Where the page's vertical grid lines stand, everywhere (rectify.grid.grid_warp), over the part of the
-    page that holds the trace."""
+    page that holds the trace; print_boxes (x0, y0, x1, y1) are left out with the trace (a lead name's
+    strokes read as lines several px off)."""
     rows = np.nonzero(trace_mask.any(axis=1))[0]
     if rows.size == 0:
         return None
@@ -101,8 +112,11 @@ def measure_page_warp(image_rgb: np.ndarray, trace_mask: np.ndarray, px_per_mm: 
     cum = np.cumsum(counts) / counts.sum()
     y0, y1 = rows[np.searchsorted(cum, 0.01)], rows[min(rows.size - 1, np.searchsorted(cum, 0.99))]
     margin = LEAN_MARGIN_MM * px_per_mm
-    return grid_warp(line_darkness(image_rgb, px_per_mm), trace_cover(trace_mask, px_per_mm), px_per_mm,
-                     (y0 - margin, y1 + margin))
+    cover = trace_cover(trace_mask, px_per_mm)
+    h, w = cover.shape
+    for x0, y0b, x1, y1b in print_boxes:
+        cover[max(0, int(y0b)):min(h, int(np.ceil(y1b))), max(0, int(x0)):min(w, int(np.ceil(x1)))] = True
+    return grid_warp(line_darkness(image_rgb, px_per_mm), cover, px_per_mm, (y0 - margin, y1 + margin))
 
 
 def row_lean_px(warp: GridWarp, x0: float, x1: float, baseline_y: float, px_per_mm: float) -> float:
@@ -116,12 +130,18 @@ def row_lean_px(warp: GridWarp, x0: float, x1: float, baseline_y: float, px_per_
     return float(max(np.max(np.abs(up - base)), np.max(np.abs(down - base)))) if xs.size else 0.0
 
 
-def measure_row_leans(rows: list, image_rgb: np.ndarray, trace_mask: np.ndarray, px_per_mm: float) -> int:
+def measure_row_leans(rows: list, image_rgb: np.ndarray, trace_mask: np.ndarray, px_per_mm: float,
+                      px_per_sample: float) -> int:
     """Set each row's `lean` (None where its lines stand upright within LEAN_MIN_PX); returns how many rows got
     one."""
+    boxes = []
     for rt in rows:
         rt.lean = None
-    warp = measure_page_warp(image_rgb, trace_mask, px_per_mm)
+        baseline_y = row_level_y(rt)
+        if np.isfinite(rt.x_first) and np.isfinite(rt.x_last) and np.isfinite(baseline_y):
+            for a, b in ruler_exclusions(rt.x_first, rt.x_last, rt.cell_starts, px_per_sample, px_per_mm):
+                boxes.append((a, baseline_y - PRINT_ABOVE_MM * px_per_mm, b, baseline_y + PRINT_BELOW_MM * px_per_mm))
+    warp = measure_page_warp(image_rgb, trace_mask, px_per_mm, boxes)
     if warp is None:
         return 0
     count = 0

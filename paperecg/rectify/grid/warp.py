@@ -1,17 +1,16 @@
-"""The page's residual warp along its time axis, read on the vertical grid lines across the whole rectified page
-(`grid_warp`, a `GridWarp`), and the page moved onto its grid (`GridWarp.apply`).
+"""Where the vertical grid lines of a rectified page stand, at every height (`grid_warp`, a `GridWarp`).
 
 The page frame's smooth surface leaves in what a crumpled or curled photograph does locally. A crease shifts
-the lines beyond it (the row ruler, ruler.py, follows that along a row), and near a curled corner the vertical
-lines also lean: measured on real phone photos, the lines 10 mm above a row's baseline stand up to 7 px
-(0.9 mm) left of those 5 mm below it. A tall QRS stroke leans with them, so its tip is read up to 30 ms early
-or late while the P and T waves beside it sit right; a shift per row cannot undo that. Here the lines' shift is
-measured in overlapping horizontal bands everywhere on the page, against one comb for the whole page (the
-printed grid is one lattice), and the page is resampled so that every vertical line stands where that comb
-puts it.
+the lines beyond it (the row ruler, ruler.py, follows that along a row), and near a curled corner the lines
+also lean: measured on real phone photos, the lines 10 mm above a row's baseline stand up to 7 px (0.9 mm)
+left of those 5 mm below it. A tall QRS stroke leans with them, so its tip is read up to 30 ms early or late
+while the P and T waves beside it sit right; a shift per row cannot undo that. Here the lines' shift is
+measured in overlapping horizontal bands over the page, against one comb for the whole page (the printed grid
+is one lattice), so that shifts at different heights can be compared (extract/ruler.py `upright`).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,8 +108,8 @@ def _band_shift(profile: np.ndarray, share: np.ndarray, px_per_mm: float, phase5
 
 def grid_warp(dark: np.ndarray, cover: np.ndarray, px_per_mm: float, y_range: tuple[float, float] | None = None
               ) -> GridWarp | None:
-    """The page's warp along x from its vertical grid lines (see the module's doc), or None where the grid
-    gives too little to read or the shifts stay within WARP_MIN_PX (the page is left as it is).
+    """Where the page's vertical grid lines stand (see the module's doc), or None where the grid gives too
+    little to read (fewer than three bands, or lines drawn alike).
     dark: `line_darkness` of the page; cover: bool mask of trace and print (left out); y_range: the rows of
     the page to measure (default: all)."""
     h, w = dark.shape
@@ -144,7 +143,9 @@ def grid_warp(dark: np.ndarray, cover: np.ndarray, px_per_mm: float, y_range: tu
     shift = np.asarray(shifts)
     # a band's misread (print, a lead name) differs from both neighbours: the median of three at each x
     padded = np.concatenate([shift[:1], shift, shift[-1:]])
-    med = np.nanmedian(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a column no band measured: NaN, filled below
+        med = np.nanmedian(np.stack([padded[:-2], padded[1:-1], padded[2:]]), axis=0)
     shift = np.where(np.abs(shift - med) > WARP_BAND_OUTLIER_PX, np.nan, shift)
     # fill each column's missing bands from the measured ones (linear in y, flat beyond)
     for i in range(x_out.size):
