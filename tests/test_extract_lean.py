@@ -63,8 +63,7 @@ def test_grid_warp_reads_how_the_lines_lean():
 
 def test_leaning_lines_set_tall_strokes_upright():
     """The lines lean about the middle row on the right half of the page (and stand shifted, upright, beyond):
-    read with the lean, that row's leads there gain over 2 dB each and the page's mean SNR rises. (A row the
-    lean reaches only at its strokes' tips can lose: aVF, whose R waves reach into the leaning band, -2.8 dB.)"""
+    read with the lean, that row's leads there gain over 2 dB each, only that row is moved, and no lead loses."""
     fs_hz = 500.0
     page, reference = tall_page(fs_hz, seed=3)
     middle = next(t for t in page.leads if t.name == "V2")
@@ -77,10 +76,12 @@ def test_leaning_lines_set_tall_strokes_upright():
         ex = extract_signal(mask, image, fs_hz, reference.shape[0], LEADS_12, page.lead_name_boxes(),
                             params=ExtractParams(grid_ruler=True, grid_lean=lean))
         snr[lean] = np.array([snr_db(reference[:, j], ex.signal[:, j], fs_hz) for j in range(12)])
+        if lean:
+            assert [rt.lean is not None for rt in ex.rows] == [False, True, False]
     gain = snr[True] - snr[False]
     leaning_leads = [LEADS_12.index(n) for n in ("V2", "V5")]
     assert np.all(gain[leaning_leads] > 2.0), (snr[False], snr[True])
-    assert np.nanmean(gain) > 0.2, (snr[False], snr[True])
+    assert np.nanmin(gain) > -0.1, (snr[False], snr[True])
 
 
 def test_an_upright_page_is_read_as_before():
