@@ -40,6 +40,9 @@ class Profile:
     # classifier image-branch crop size in px; None = the recipe's (224 gpu and cpu, 64 tiny). A smaller one
     # lets the gpu recipe be tried out on a CPU in seconds (PAPERECG_CONFIG {"classifier_image_px": 96})
     classifier_image_px: int | None = None
+    # minutes train_models spends reading rendered training pages with the trained digitizer, for the
+    # classifier's fusion (pipeline/digitized.py); 0 = none
+    digitize_minutes: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -103,14 +106,14 @@ COMPONENTS = ("detector", "segmenter", "classifier")
 # organizers train on their GPU is the model this project measures, given more steps, and its inference costs
 # what bench/speed.py measures.
 PROFILES = {
-    "gpu": Profile("gpu", "cuda", True, 120.0, 600.0, 300.0, 256, 64, 8),
-    "cpu": Profile("cpu", "cpu", False, 25.0, 55.0, 35.0, 256, 8, 0),
+    "gpu": Profile("gpu", "cuda", True, 120.0, 600.0, 300.0, 256, 64, 8, digitize_minutes=60.0),
+    "cpu": Profile("cpu", "cpu", False, 25.0, 55.0, 35.0, 256, 8, 0, digitize_minutes=8.0),
     # for tests and the organizer simulation: seconds, not minutes
-    "tiny": Profile("tiny", "cpu", False, 0.3, 0.5, 0.5, 96, 8, 0),
+    "tiny": Profile("tiny", "cpu", False, 0.3, 0.5, 0.5, 96, 8, 0, digitize_minutes=0.05),
 }
 # Profile fields in which the gpu and cpu profiles may differ (the rest must be equal)
 PROFILE_SCALE_FIELDS = ("name", "device", "amp", "detector_minutes", "segmenter_minutes", "classifier_minutes",
-                        "batch_size", "num_workers")
+                        "digitize_minutes", "batch_size", "num_workers")
 
 
 # --- recipes: each trainer's settings that follow the profile (the budgets are the profile's fields) --------
@@ -172,7 +175,8 @@ def select_profile() -> Profile:
     if scale != 1:
         prof = replace(prof, detector_minutes=prof.detector_minutes * scale,
                        segmenter_minutes=prof.segmenter_minutes * scale,
-                       classifier_minutes=prof.classifier_minutes * scale)
+                       classifier_minutes=prof.classifier_minutes * scale,
+                       digitize_minutes=prof.digitize_minutes * scale)
     if os.environ.get("PAPERECG_COMPONENTS") is not None:
         wanted = tuple(c.strip() for c in os.environ["PAPERECG_COMPONENTS"].split(",") if c.strip())
         unknown = set(wanted) - set(COMPONENTS)
