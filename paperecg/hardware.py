@@ -32,14 +32,17 @@ class Profile:
     segmenter_minutes: float
     classifier_minutes: float
     # sizes
-    segmenter_crop: int | None  # train on random crops of this size on CPU; None = full working page
-    batch_size: int
+    segmenter_crop: int | None  # the segmenter trains on random crops of this size; None = the whole working page
+    batch_size: int  # the segmenter's crops per step (whole pages: a quarter as many)
     num_workers: int
     # which trainable components train_models builds (the prevalence fallback always); PAPERECG_COMPONENTS
     components: tuple[str, ...] = ("detector", "segmenter", "classifier")
-    # classifier image-branch crop size in px; None = the recipe's (384 gpu, 224 cpu, 64 tiny). A smaller one
+    # classifier image-branch crop size in px; None = the recipe's (224 gpu and cpu, 64 tiny). A smaller one
     # lets the gpu recipe be tried out on a CPU in seconds (PAPERECG_CONFIG {"classifier_image_px": 96})
     classifier_image_px: int | None = None
+    # minutes train_models spends reading rendered training pages with the trained digitizer, for the
+    # classifier's fusion (pipeline/digitized.py); 0 = none
+    digitize_minutes: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -98,25 +101,26 @@ def cuda_device_count() -> int:
 
 COMPONENTS = ("detector", "segmenter", "classifier")
 
+# The gpu and cpu profiles train the same networks at the same sizes on the same page mix: they differ only in
+# budgets, batch sizes, precision and loader workers (tests/test_gpu_profile.py holds them to it). So what the
+# organizers train on their GPU is the model this project measures, given more steps, and its inference costs
+# what bench/speed.py measures.
 PROFILES = {
-    "gpu": Profile("gpu", "cuda", True, 120.0, 600.0, 300.0, None, 16, 8),
-    "cpu": Profile("cpu", "cpu", False, 25.0, 55.0, 35.0, 256, 4, 0),
+    "gpu": Profile("gpu", "cuda", True, 120.0, 600.0, 300.0, 256, 64, 8, digitize_minutes=60.0),
+    "cpu": Profile("cpu", "cpu", False, 25.0, 55.0, 35.0, 256, 8, 0, digitize_minutes=8.0),
     # for tests and the organizer simulation: seconds, not minutes
-    "tiny": Profile("tiny", "cpu", False, 0.3, 0.5, 0.5, 96, 2, 0),
+    "tiny": Profile("tiny", "cpu", False, 0.3, 0.5, 0.5, 96, 8, 0, digitize_minutes=0.05),
 }
+# Profile fields in which the gpu and cpu profiles may differ (the rest must be equal)
+PROFILE_SCALE_FIELDS = ("name", "device", "amp", "detector_minutes", "segmenter_minutes", "classifier_minutes",
+                        "digitize_minutes", "batch_size", "num_workers")
 
 
 # --- recipes: each trainer's settings that follow the profile (the budgets are the profile's fields) --------
 
-# segmenter: the paper's width (base 32) on a GPU; base 16 on the CPU, where a wall-clock budget buys more
-# steps with the narrower net and inference stays well under the 1.5 s/page target. On the CPU it trains on
-# crops: 8 of them cost about as much as one page-sized batch of 2.
-SEGMENTER_BASE_CHANNELS = {"cuda": 32, "cpu": 16}
-SEGMENTER_CROP_BATCH = 8
-
-
-def segmenter_base_channels(device_type: str) -> int:
-    return SEGMENTER_BASE_CHANNELS["cuda" if device_type == "cuda" else "cpu"]
+# segmenter width: base 16 (the paper's is 32) on every profile: a CPU's wall-clock budget buys more steps with
+# the narrower net, and a page's inference stays well under the 1.5 s/page target wherever the model runs.
+SEGMENTER_BASE_CHANNELS = 16
 
 
 @dataclass(frozen=True)
@@ -133,8 +137,10 @@ def detector_recipe(prof: Profile) -> DetectorRecipe:
     return DetectorRecipe(8, 0)
 
 
+# the image branch's crop is 224 px on both profiles (one network input); the gpu recipe differs in batches,
+# epoch caps (a budget) and loader workers only
 CLASSIFIER_RECIPES = {
-    "gpu": dict(image_size_px=384, image_batch=32, signal_batch=128, signal_max_epochs=150, image_max_epochs=60,
+    "gpu": dict(image_size_px=224, image_batch=32, signal_batch=128, signal_max_epochs=150, image_max_epochs=60,
                 workers=6),
     "tiny": dict(image_size_px=64, image_batch=4, signal_batch=16, signal_max_epochs=2, image_max_epochs=1,
                  workers=0),
@@ -169,7 +175,8 @@ def select_profile() -> Profile:
     if scale != 1:
         prof = replace(prof, detector_minutes=prof.detector_minutes * scale,
                        segmenter_minutes=prof.segmenter_minutes * scale,
-                       classifier_minutes=prof.classifier_minutes * scale)
+                       classifier_minutes=prof.classifier_minutes * scale,
+                       digitize_minutes=prof.digitize_minutes * scale)
     if os.environ.get("PAPERECG_COMPONENTS") is not None:
         wanted = tuple(c.strip() for c in os.environ["PAPERECG_COMPONENTS"].split(",") if c.strip())
         unknown = set(wanted) - set(COMPONENTS)

@@ -1,6 +1,6 @@
-"""The gpu profile's code path on the CPU at toy size (full-page segmenter batches, loader workers, the
-detector's and classifier's gpu recipes, bfloat16 autocast), and the fallback when CUDA is present but
-unusable. The real sizes on a real GPU: `python -m paperecg.tools.gpu_check`."""
+"""The gpu profile's code path on the CPU at toy size (segmenter crops rendered by loader workers, the
+detector's and classifier's gpu recipes, bfloat16 autocast), that it trains the cpu profile's networks on the
+same mix, and the fallback when CUDA is present but unusable. The real sizes on a real GPU: `python -m paperecg.tools.gpu_check`."""
 import json
 import os
 import warnings
@@ -14,7 +14,7 @@ from paperecg import hardware
 from paperecg.records.io import find_records
 from paperecg.tools.make_demo_data import make_demo_data
 
-# budgets of a few seconds; the recipe's sizes except the classifier's image crop (384 px ResNet50 steps
+# budgets of a few seconds; the recipe's sizes except the classifier's image crop (224 px ResNet50 steps
 # take most of a minute on one shared CPU thread)
 TOY_CONFIG = {"detector_minutes": 0.1, "segmenter_minutes": 0.1, "classifier_minutes": 0.1, "batch_size": 2,
               "num_workers": 2, "classifier_image_px": 96}
@@ -39,10 +39,11 @@ def gpu_trained(tmp_path_factory):
 def test_gpu_recipe_runs_on_the_cpu(gpu_trained):
     _data, model, log = gpu_trained
     assert "Profile gpu on cpu" in log
-    # the segmenter trained on whole working pages (not CPU crops) in bfloat16 autocast, pages from workers
+    # the segmenter trained on the recipe's 256-px crops at the cpu profile's width, in bfloat16 autocast,
+    # pages from workers
     seg_line = next(line for line in log.splitlines() if "M parameters" in line)
     assert "amp torch.bfloat16 (grad scaler off)" in seg_line and "workers 2" in seg_line, seg_line
-    assert "batch 2x" in seg_line and "x96x96" not in seg_line and "x256x256" not in seg_line, seg_line
+    assert "batch 2x256x256" in seg_line and f"base {hardware.SEGMENTER_BASE_CHANNELS}," in seg_line, seg_line
     for sub in ("detector", "segmenter", "classifier"):
         assert os.path.isfile(model / sub / "config.json"), sub
     assert os.path.isfile(model / "classifier" / "fusion.json")  # the measurement fusion, as on the CPU
@@ -87,6 +88,39 @@ def fresh_probe(monkeypatch):
 def _old_driver_is_available():
     warnings.warn("CUDA initialization: The NVIDIA driver on your system is too old (found version 11040).")
     return False
+
+
+def test_gpu_and_cpu_profiles_differ_only_in_budgets_batches_precision_and_workers():
+    """What the organizers train on a GPU is the network this project measures on the CPU, with more steps."""
+    import dataclasses
+
+    from paperecg.segment.train import default_model_config
+
+    gpu, cpu = hardware.PROFILES["gpu"], hardware.PROFILES["cpu"]
+    for f in dataclasses.fields(hardware.Profile):
+        if f.name not in hardware.PROFILE_SCALE_FIELDS:
+            assert getattr(gpu, f.name) == getattr(cpu, f.name), f.name  # crops, components, image size
+    for part in ("detector", "segmenter", "classifier"):
+        assert getattr(gpu, f"{part}_minutes") > getattr(cpu, f"{part}_minutes"), part
+    # the classifier: one image crop size; batches, epoch caps and loader workers may differ
+    g, c = hardware.classifier_recipe(gpu), hardware.classifier_recipe(cpu)
+    assert g.keys() == c.keys()
+    differ = {k for k in g if g[k] != c[k]}
+    assert differ <= {"image_batch", "signal_batch", "signal_max_epochs", "image_max_epochs", "workers"}, differ
+    # the detector: only its batch and loader workers follow the profile
+    assert {f.name for f in dataclasses.fields(hardware.DetectorRecipe)} == {"batch", "loader_workers"}
+    # the segmenter: one width, whatever the device
+    assert default_model_config().base_channels == hardware.SEGMENTER_BASE_CHANNELS
+    # the page mixes (layouts, styles, photo shares) are the data modules' constants: none asks the profile
+    root = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "paperecg")
+    mix_modules = [os.path.join(root, "render", n) for n in os.listdir(os.path.join(root, "render")) if n.endswith(".py")]
+    mix_modules += [os.path.join(root, *p) for p in (("segment", "data.py"), ("rectify", "data.py"),
+                                                     ("classify", "signal_data.py"), ("classify", "image_data.py"),
+                                                     ("classify", "train_data.py"))]
+    for path in mix_modules:
+        with open(path) as f:
+            text = f.read()
+        assert "hardware" not in text and "select_profile" not in text, path
 
 
 def test_old_driver_falls_back_to_the_cpu_profile(fresh_probe, monkeypatch, capsys):

@@ -22,6 +22,7 @@ def trained(tmp_path_factory):
     env = {"PAPERECG_PROFILE": "tiny", "PAPERECG_COMPONENTS": "detector,segmenter,classifier"}
     r = run_script(["train_model.py", "-d", str(data), "-m", str(model), "-v"], env_extra=env)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    (root / "train.log").write_text(r.stdout + r.stderr)
     return root, data, model
 
 
@@ -30,6 +31,21 @@ def test_training_writes_every_component(trained):
     for sub in ("detector", "segmenter", "classifier"):
         assert os.path.isfile(os.path.join(model, sub, "config.json")), sub
     assert os.path.isfile(os.path.join(model, "prevalence.json"))
+    # nothing of the run's working state is left in the model folder (staged parts, digitized pages)
+    assert sorted(os.listdir(model)) == ["classifier", "detector", "prevalence.json", "segmenter"]
+
+
+def test_the_fusion_learns_from_what_the_trained_digitizer_reads(trained):
+    """Between the segmenter and the classifier, rendered training pages are read with the digitizer this
+    run trained, and the classifier's fusion is fitted on those readings too (view kind 2: digitized)."""
+    import re
+
+    root, _data, _model = trained
+    log = (root / "train.log").read_text()
+    read = re.search(r"(\d+) of (\d+) training pages read for the classifier's fusion", log)
+    assert read and int(read.group(1)) >= 1, log[-3000:]
+    views = re.search(r"\[fusion\] \d+ views of \d+ records \(\[\s*(\d+)\s+(\d+)\s+(\d+)\s*\]", log)
+    assert views and int(views.group(3)) == int(read.group(1)), log[-3000:]
 
 
 def test_pipeline_runs_on_hidden_and_bad_inputs(trained):

@@ -69,5 +69,5 @@ def test_recipes_follow_the_profile():
     assert detector_recipe(gpu).batch > detector_recipe(PROFILES["cpu"]).batch
     assert detector_recipe(PROFILES["cpu"]).loader_workers == 0
     capped = classifier_recipe(gpu.__class__(**{**gpu.to_dict(), "num_workers": 2}))
-    assert capped["workers"] == 2 and capped["image_size_px"] == 384
+    assert capped["workers"] == 2 and capped["image_size_px"] == 224
     assert classifier_recipe(PROFILES["tiny"])["image_size_px"] < classifier_recipe(PROFILES["cpu"])["image_size_px"]

@@ -518,7 +518,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--signal-folds", type=int, default=4, help="k of the signal-branch k-fold ensemble")
     ap.add_argument("--no-image", action="store_true", help="signal branch only")
     ap.add_argument("--image-arch", default="resnet50", choices=["resnet18", "resnet34", "resnet50"])
-    ap.add_argument("--image-size", type=int, default=None, help="crop size in px (default 224 CPU, 384 GPU)")
+    ap.add_argument("--image-size", type=int, default=None, help="crop size in px (default: the profile's, 224)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true", help="reuse finished folds / image checkpoint in OUT/_work")
     ap.add_argument("--digitized", default=None, help="cache of digitized training pages (tools.digitize_training)")

@@ -22,6 +22,8 @@ import sys
 DDP_COMPONENTS = ("segmenter", "classifier")
 # Set in the ranks this module launches: training.train then leaves staging and the final move to the parent.
 DDP_CHILD_ENV = "PAPERECG_DDP_CHILD"
+# the cache of digitized training pages the parent filled for the classifier's fusion (pipeline/digitized.py)
+DIGITIZED_ENV = "PAPERECG_DIGITIZED_DIR"
 
 
 def _repo_root() -> str:
@@ -35,9 +37,13 @@ def torchrun_command(data_folder: str, model_folder: str, procs: int, verbose: b
             *(["-v"] if verbose else [])]
 
 
-def child_env(components: list[str], base: dict[str, str] | None = None) -> dict[str, str]:
-    """The ranks' environment: only the components asked for, no further launch, this package importable."""
+def child_env(components: list[str], base: dict[str, str] | None = None, digitized_dir: str | None = None
+              ) -> dict[str, str]:
+    """The ranks' environment: only the components asked for, no further launch, this package importable,
+    the parent's digitized training pages (if any)."""
     env = dict(os.environ if base is None else base)
+    if digitized_dir:
+        env[DIGITIZED_ENV] = os.path.abspath(digitized_dir)
     env["PAPERECG_COMPONENTS"] = ",".join(components)
     env["PAPERECG_DDP_PROCS"] = "1"
     env[DDP_CHILD_ENV] = "1"
@@ -61,13 +67,13 @@ def _release_gpu_memory() -> None:
 
 
 def launch(data_folder: str, model_folder: str, components: list[str], procs: int, verbose: bool,
-           log=print) -> bool:
+           log=print, digitized_dir: str | None = None) -> bool:
     """Train `components` in `procs` torchrun processes; True when every rank finished."""
     cmd = torchrun_command(data_folder, model_folder, procs, verbose)
     log(f"Training {', '.join(components)} in {procs} processes: {' '.join(cmd)}")
     _release_gpu_memory()
     try:
-        rc = subprocess.run(cmd, env=child_env(components), cwd=_repo_root()).returncode
+        rc = subprocess.run(cmd, env=child_env(components, digitized_dir=digitized_dir), cwd=_repo_root()).returncode
     except OSError as e:
         log(f"torchrun could not start: {e}")
         return False

@@ -16,7 +16,7 @@ from paperecg.hardware import ddp_procs_wanted, ddp_rank_world, select_profile
 from paperecg.log import log_if, warn
 
 from .data import UnusableDataError, check_trainable, require_labels, scan_training_folder
-from .ddp import DDP_CHILD_ENV, launch
+from .ddp import DDP_CHILD_ENV, DIGITIZED_ENV, launch
 from .digitizer import DETECTOR_DIR, SEGMENTER_DIR
 from .entry import CLASSIFIER_DIR
 from .prevalence import PrevalenceModel
@@ -100,23 +100,66 @@ def _train_parts(data_folder: str, model_folder: str, prof, labelled: list, with
         log_if(verbose, "Training the lead-name detector ...")
         train_detector(with_signal, _staged(model_folder, DETECTOR_DIR), prof.detector_minutes,
                        eik_pages=eik_pages, log=log)
-    parallel = [c for c in ("segmenter", "classifier") if c in prof.components]
     procs = ddp_procs_wanted(prof)
-    if world == 1 and procs > 1 and parallel:
-        from .ddp import launch
-
-        if launch(data_folder, model_folder, parallel, procs, verbose, log=warn):
-            parallel = []
+    # the segmenter first: the classifier's fusion also learns from what the trained digitizer reads
+    for part in ("segmenter", "classifier"):
+        if part not in prof.components:
+            continue
+        digitized = None
+        if part == "classifier" and is_main and world == 1:
+            digitized = _digitize_training_pages(model_folder, prof, labelled, verbose)
+        if world == 1 and procs > 1:
+            if launch(data_folder, model_folder, [part], procs, verbose, log=warn, digitized_dir=digitized):
+                continue
+            warn(f"multi-process training failed: training the {part} in this process instead")
+        if part == "segmenter":
+            log_if(verbose, "Training the segmenter ...")
+            train_segmenter(with_signal, _staged(model_folder, SEGMENTER_DIR), eik_pairs=eik_pages,
+                            train_config=TrainConfig(minutes=prof.segmenter_minutes), log=log)
         else:
-            warn(f"multi-process training failed: training {', '.join(parallel)} in this process instead")
-    if "segmenter" in parallel:
-        log_if(verbose, "Training the segmenter ...")
-        train_segmenter(with_signal, _staged(model_folder, SEGMENTER_DIR), eik_pairs=eik_pages,
-                        train_config=TrainConfig(minutes=prof.segmenter_minutes), log=log)
-    if "classifier" in parallel:
-        log_if(verbose, "Training the classifier ...")
-        train_classifier([r.path for r in labelled if r.has_signal], _staged(model_folder, CLASSIFIER_DIR),
-                         minutes=prof.classifier_minutes, verbose=verbose)
+            log_if(verbose, "Training the classifier ...")
+            train_classifier([r.path for r in labelled if r.has_signal], _staged(model_folder, CLASSIFIER_DIR),
+                             minutes=prof.classifier_minutes, verbose=verbose,
+                             digitized_dir=digitized or os.environ.get(DIGITIZED_ENV) or None)
+
+
+def _digitizer_view(model_folder: str) -> str | None:
+    """A folder holding this run's lead-name detector and segmenter (the staged ones it trained, else the
+    model folder's), or None without a segmenter."""
+    view = _staged(model_folder, "digitizer")
+    os.makedirs(view, exist_ok=True)
+    for part in (DETECTOR_DIR, SEGMENTER_DIR):
+        src = _staged(model_folder, part)
+        src = src if os.path.isdir(src) else os.path.join(model_folder, part)
+        link = os.path.join(view, part)
+        if os.path.isdir(src) and not os.path.lexists(link):
+            os.symlink(os.path.abspath(src), link)
+    return view if os.path.isdir(os.path.join(view, SEGMENTER_DIR)) else None
+
+
+def _digitize_training_pages(model_folder: str, prof, labelled: list, verbose: bool) -> str | None:
+    """Read rendered pages of the training records with this run's digitizer, within the profile's
+    digitize_minutes, into a cache the classifier's fusion learns from (pipeline/digitized.py); None when
+    there is no segmenter to read with or no time for it."""
+    if prof.digitize_minutes <= 0:
+        return None
+    view = _digitizer_view(model_folder)
+    if view is None:
+        log_if(verbose, "no segmenter: the classifier's fusion learns from clean signals only")
+        return None
+    from paperecg.records.ptbxl import seeded_order
+
+    from .digitized import digitize_records
+    from .digitizer import Digitizer
+
+    out = _staged(model_folder, "digitized")
+    digitizer = Digitizer.load(view, device=prof.device, log=warn)
+    records = seeded_order([r.path for r in labelled if r.has_signal], 0)
+    log_if(verbose, f"Reading rendered training pages with the digitizer ({prof.digitize_minutes:g} min) ...")
+    done = digitize_records(records, digitizer, out, minutes=prof.digitize_minutes,
+                            log=(lambda m: log_if(verbose, m)))
+    log_if(verbose, f"{done} of {len(records)} training pages read for the classifier's fusion")
+    return out if done else None
 
 
 def _remove_staged(model_folder: str) -> None:

@@ -1,9 +1,10 @@
 """Train the trace segmenter on pages rendered on the fly from records (plus ECG-Image-Kit pages found in
 the data folder), with a wall-clock budget, pixel-F1 validation, best-weights saving and exact resume.
 
-CPU: random crops of the working page from a pool of pre-rendered pages (each page reused for many crops;
-rendering gets a fixed share of the wall time). GPU: whole working pages, AMP, pages rendered by DataLoader
-workers in the background; several GPUs through `torchrun` (DistributedDataParallel).
+Random crops of the working page from a pool of rendered pages (each page reused for many crops), on every
+profile. CPU: pages rendered in the training process (a fixed share of the wall time). GPU: bigger batches, AMP,
+pages rendered by DataLoader workers in the background; several GPUs through `torchrun`
+(DistributedDataParallel).
 
     python -m paperecg.segment.train --data /work/shared/data/ptbxl --folds 1-8 --out model/segmenter --minutes 55
 """
@@ -22,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from ..hardware import SEGMENTER_CROP_BATCH, ddp_rank_world, ddp_setup, segmenter_base_channels, select_profile
+from ..hardware import SEGMENTER_BASE_CHANNELS, ddp_rank_world, ddp_setup, select_profile
 from ..harness import AmpStep, BudgetClock, atomic_torch_save, set_lr, sync_progress, warmup_cosine_factor
 from .data import (EikPages, PagePool, RecordPages, RenderSettings, WorkSample, find_eik_pairs, mixed_page_fn)
 from .infer import predict_work_batch
@@ -35,9 +36,9 @@ CURVES_NAME = "curves.png"
 THRESHOLDS = np.round(np.arange(0.1, 0.91, 0.05), 2)
 
 
-def default_model_config(device_type: str) -> SegmenterConfig:
-    """The recipe's width for this device (`hardware.segmenter_base_channels`)."""
-    return SegmenterConfig(base_channels=segmenter_base_channels(device_type))
+def default_model_config() -> SegmenterConfig:
+    """The recipe's network (`hardware.SEGMENTER_BASE_CHANNELS`, the same on every profile)."""
+    return SegmenterConfig(base_channels=SEGMENTER_BASE_CHANNELS)
 
 
 @dataclass
@@ -200,7 +201,7 @@ class _TrainingData:
 
 
 def _model_config(ckpt_path: str, fresh: bool, model_config: SegmenterConfig | None, init_from: str | None,
-                  device_type: str, log) -> tuple[dict | None, SegmenterConfig]:
+                  log) -> tuple[dict | None, SegmenterConfig]:
     """(checkpoint to resume or None, the model config): a checkpoint's config wins, then init_from's."""
     ckpt = None
     if os.path.isfile(ckpt_path) and not fresh:
@@ -213,7 +214,7 @@ def _model_config(ckpt_path: str, fresh: bool, model_config: SegmenterConfig | N
         if model_config is not None and model_config.to_dict() != mcfg.to_dict():
             log(f"segmenter: starting from {init_from}; its model config wins over the one asked for")
     else:
-        mcfg = model_config or default_model_config(device_type)
+        mcfg = model_config or default_model_config()
     return ckpt, mcfg
 
 
@@ -509,14 +510,14 @@ def train_segmenter(record_paths: list[str], out_dir: str, eik_pairs: list[tuple
     rank, _local_rank, world = ddp_rank_world()
     minutes = tc.minutes if tc.minutes is not None else prof.segmenter_minutes
     crop_px = prof.segmenter_crop if tc.crop_px == -1 else tc.crop_px
-    batch = tc.batch_size or (SEGMENTER_CROP_BATCH if crop_px is not None else prof.batch_size)
+    # a whole working page costs about as much as four 256-px crops
+    batch = tc.batch_size or (prof.batch_size if crop_px is not None else max(1, prof.batch_size // 4))
     workers = prof.num_workers if tc.num_workers is None else tc.num_workers
     device = ddp_setup(tc.device or prof.device)  # cuda:LOCAL_RANK under torchrun; joins the process group
     amp = AmpStep(device, prof.amp if tc.amp is None else tc.amp)
     if rank == 0:  # only rank 0 writes the model folder
         os.makedirs(out_dir, exist_ok=True)
-    ckpt, mcfg = _model_config(os.path.join(out_dir, CHECKPOINT_NAME), fresh, model_config, tc.init_from,
-                               device.type, log)
+    ckpt, mcfg = _model_config(os.path.join(out_dir, CHECKPOINT_NAME), fresh, model_config, tc.init_from, log)
     crop_hw = crop_shape(mcfg, crop_px)
     torch.manual_seed(tc.seed + rank)
     data = _training_data(record_paths, eik_pairs, mcfg, tc, rank == 0)
@@ -551,14 +552,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds", default=None, help="PTB-XL strat_fold selection, e.g. 1-8 (needs ptbxl_database.csv)")
     ap.add_argument("--minutes", type=float, default=None, help="wall-clock budget (default: hardware profile)")
     ap.add_argument("--max-steps", type=int, default=None)
-    ap.add_argument("--base-channels", type=int, default=None, help="default: 32 on GPU, 16 on CPU")
+    ap.add_argument("--base-channels", type=int, default=None, help=f"default: {SEGMENTER_BASE_CHANNELS}")
     ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--work-size", default="1100x850", help="working size WxH (2200x1700 = full resolution)")
     ap.add_argument("--label-width", type=float, default=None,
                     help="trace label width in working pixels (default 1.5 at 1100x850, scaled with the size)")
     ap.add_argument("--crop", type=int, default=-1, help="crop size in working px; 0 = whole page; -1 = profile")
-    ap.add_argument("--batch-size", type=int, default=None, help=f"default: {SEGMENTER_CROP_BATCH} crops, or the "
-                    "profile's batch of whole pages")
+    ap.add_argument("--batch-size", type=int, default=None, help="default: the profile's crops per step "
+                    "(a quarter as many whole pages)")
     ap.add_argument("--lr", type=float, default=TrainConfig.lr)
     ap.add_argument("--alpha", type=float, default=LossConfig.alpha, help="focal loss weight of the trace class")
     ap.add_argument("--gamma", type=float, default=LossConfig.gamma)
@@ -579,8 +580,7 @@ def main(argv: list[str] | None = None) -> int:
 
     set_threads()
     h, w = _parse_hw(args.work_size)
-    device_type = "cuda" if select_profile().device.startswith("cuda") else "cpu"
-    base = args.base_channels or default_model_config(device_type).base_channels
+    base = args.base_channels or default_model_config().base_channels
     # ECG-Image-Kit ink is ~3 px at 200 dpi: 1.5 px at the default working size, proportionally more above it
     label_width = args.label_width or SegmenterConfig.label_width_px * math.sqrt(
         h * w / (SegmenterConfig.work_height_px * SegmenterConfig.work_width_px))

@@ -91,14 +91,13 @@ def _model_cases(smoke: bool) -> list[dict]:
 
     gpu = PROFILES["gpu"]
     cls = CLASSIFIER_RECIPES["gpu"]
-    seg_cfg = default_model_config("cuda")
-    seg_hw = crop_shape(seg_cfg, None)  # the whole working page, as the gpu recipe trains
+    seg_cfg = default_model_config()
+    seg_hw = crop_shape(seg_cfg, gpu.segmenter_crop)  # the gpu recipe's crops
     det = DetectorConfig()
     img_px, det_px = cls["image_size_px"], det.crop_px
     seg_batch, img_batch, sig_batch = gpu.batch_size, cls["image_batch"], cls["signal_batch"]
     det_batch = detector_recipe(gpu).batch
     if smoke:
-        seg_cfg = default_model_config("cpu")
         seg_hw, img_px, det_px = (128, 160), 96, 160
         seg_batch, img_batch, sig_batch, det_batch = 2, 2, 4, 2
     ccfg = ClassifierConfig()
