@@ -89,7 +89,8 @@ PROBE = textwrap.dedent('''
             out = {"rank": RANK, "writes": WRITES,
                    "ddp_modules": [[type(m).__name__, digest(m)] for m in MODULES],
                    "signal_nets": [digest(n) for c in CLASSIFIERS for n in c.signal_nets]}
-            with open(os.path.join(os.environ["DDP_PROBE_OUT"], f"rank{RANK}.json"), "w") as f:
+            # one launch per part (the segmenter, then the classifier): a report per rank and process
+            with open(os.path.join(os.environ["DDP_PROBE_OUT"], f"rank{RANK}-{os.getpid()}.json"), "w") as f:
                 json.dump(out, f)
 ''')
 
@@ -117,9 +118,18 @@ def ddp_run(tmp_path_factory):
 def ddp_reports(ddp_run):
     r, _model, reports = ddp_run
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-4000:]
-    found = {p.name: json.loads(p.read_text()) for p in reports.glob("rank*.json")}
-    assert sorted(found) == ["rank0.json", "rank1.json"], (sorted(found), r.stderr[-3000:])
-    return found["rank0.json"], found["rank1.json"]
+    found = {0: [], 1: []}
+    for p in sorted(reports.glob("rank*.json"), key=lambda p: p.stat().st_mtime):
+        rep = json.loads(p.read_text())
+        found.setdefault(rep["rank"], []).append(rep)
+    assert sorted(found) == [0, 1] and all(found.values()), (sorted(found), r.stderr[-3000:])
+
+    def merged(reps):  # the rank's launches, in the order they ran
+        return {"rank": reps[0]["rank"], "writes": [w for rep in reps for w in rep["writes"]],
+                "ddp_modules": [m for rep in reps for m in rep["ddp_modules"]],
+                "signal_nets": [n for rep in reps for n in rep["signal_nets"]]}
+
+    return merged(found[0]), merged(found[1])
 
 
 def test_train_models_launches_torchrun(ddp_run):
