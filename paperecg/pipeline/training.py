@@ -107,7 +107,11 @@ def _train_parts(data_folder: str, model_folder: str, prof, labelled: list, with
             continue
         digitized = None
         if part == "classifier" and is_main and world == 1:
-            digitized = _digitize_training_pages(model_folder, prof, labelled, verbose)
+            try:
+                digitized = _digitize_training_pages(model_folder, prof, labelled, verbose)
+            except Exception as e:  # the readings only refine the fusion: the classifier trains without them
+                warn(f"reading training pages with the digitizer failed ({type(e).__name__}: {e}); the "
+                     "classifier's fusion learns from clean signals only")
         if world == 1 and procs > 1:
             if launch(data_folder, model_folder, [part], procs, verbose, log=warn, digitized_dir=digitized):
                 continue
