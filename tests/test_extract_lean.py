@@ -10,7 +10,6 @@ import numpy as np
 from conftest import LEADS_12, synthetic_ecg
 
 from paperecg.extract import ExtractParams, extract_signal
-from paperecg.extract.ruler import trace_cover
 from paperecg.rectify.grid import grid_warp, line_darkness
 from paperecg.render.page import RenderStyle, render_page
 from paperecg.score.evaluate import snr_db

@@ -28,7 +28,7 @@ from .combine import read_leads
 from .ink import ink_score_map, map_finer_than_scan
 from .paper import off_paper_mask
 from .readout import choose_pen_width
-from .ruler import measure_row_leans, measure_row_rulers
+from .ruler import grid_view, measure_row_leans, measure_row_rulers
 from .rows import TrackParams, find_row_centres, resolve_shared, trace_width, track_rows
 from .runs import Runs, find_runs
 from .scale import gridless_geometry, page_geometry
@@ -181,13 +181,14 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
 
     choice = choose_cells(rows, tracked.centres, lead_name_boxes, fs_hz, px_per_sample, num_samples, width_px)
     pen_width = fit_timing(rows, px_per_sample, num_samples, width_px, params)
-    ruler_note = None
+    ruler_note = warp_note = None
+    if (params.grid_ruler or params.grid_lean) and image_rgb is not None:
+        view = grid_view(image_rgb, tmap >= threshold, geometry.px_per_mm_x)  # read once, for both
     if params.grid_ruler and image_rgb is not None:
-        ruled = measure_row_rulers(rows, image_rgb, tmap >= threshold, geometry.px_per_mm_x, px_per_sample)
+        ruled = measure_row_rulers(rows, view, geometry.px_per_mm_x, px_per_sample)
         ruler_note = f"time axis read on the grid beside {ruled} of {len(rows)} rows"
-    warp_note = None
     if params.grid_lean and image_rgb is not None:
-        leaning = measure_row_leans(rows, image_rgb, tmap >= threshold, geometry.px_per_mm_x, px_per_sample)
+        leaning = measure_row_leans(rows, view, geometry.px_per_mm_x, px_per_sample)
         if leaning:
             warp_note = f"strokes set upright on the grid's leaning lines in {leaning} of {len(rows)} rows"
     signal, confidence = read_leads(choice.cells, rows, lead_names, fs_hz, px_per_sample, num_samples, width_px,

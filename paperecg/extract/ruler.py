@@ -12,13 +12,15 @@ at every height, and `upright` moves each read sample by that difference (`measu
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
 from ..rectify.grid import GridWarp, RowRuler, grid_warp, line_darkness, row_ruler
 
-# Trace pixels are widened by this much on each side before the rulers leave them out (their blurred edge
-# still darkens the grid's strips).
+# Trace pixels are widened by this much on each side before the grid's readers leave them out (their blurred
+# edge still darkens the grid's strips).
 COVER_MARGIN_MM = 0.5
 # x ranges whose lines a ruler leaves out: the calibration pulse before a row's first sample, and the lead
 # separators and names at each cell boundary and at the row's end (print, not grid).
@@ -60,29 +62,44 @@ def row_level_y(rt) -> float:
     return float(np.nanmedian(centre)) if np.isfinite(centre).any() else float("nan")
 
 
-def measure_row_rulers(rows: list, image_rgb: np.ndarray, trace_mask: np.ndarray, px_per_mm: float,
-                       px_per_sample: float) -> int:
+@dataclass
+class GridView:
+    """What the grid's readers read on a page, computed once for the rulers and the lean: the grid lines'
+    darkness (`line_darkness`), the trace's pixels (the map at its threshold) and those widened by
+    COVER_MARGIN_MM, which the readers leave out (their blurred edge still darkens the grid's strips)."""
+
+    dark: np.ndarray
+    trace_mask: np.ndarray
+    cover: np.ndarray
+
+
+def grid_view(image_rgb: np.ndarray, trace_mask: np.ndarray, px_per_mm: float) -> GridView:
+    k = 2 * max(1, int(round(COVER_MARGIN_MM * px_per_mm))) + 1
+    cover = cv2.dilate(trace_mask.astype(np.uint8), np.ones((k, k), np.uint8)) > 0
+    return GridView(line_darkness(image_rgb, px_per_mm), trace_mask, cover)
+
+
+def placed_rows(rows: list) -> list[tuple]:
+    """(row, its baseline y) of the rows whose extent and baseline are known."""
+    out = []
+    for rt in rows:
+        baseline_y = row_level_y(rt)
+        if np.isfinite(rt.x_first) and np.isfinite(rt.x_last) and np.isfinite(baseline_y):
+            out.append((rt, baseline_y))
+    return out
+
+
+def measure_row_rulers(rows: list, view: GridView, px_per_mm: float, px_per_sample: float) -> int:
     """Set each row's `ruler` (None where its grid gives none); returns how many rows got one.
-    rows: the extractor's RowTrace list (x_first, x_last, baseline_y, cell_starts); trace_mask: bool, the
-    page's trace pixels (the map at its threshold)."""
-    dark = line_darkness(image_rgb, px_per_mm)
-    cover = trace_cover(trace_mask, px_per_mm)
-    count = 0
+    rows: the extractor's RowTrace list (x_first, x_last, baseline_y, cell_starts)."""
     for rt in rows:
         rt.ruler = None
-        baseline_y = row_level_y(rt)
-        if not (np.isfinite(rt.x_first) and np.isfinite(rt.x_last) and np.isfinite(baseline_y)):
-            continue
+    count = 0
+    for rt, baseline_y in placed_rows(rows):
         exclude = ruler_exclusions(rt.x_first, rt.x_last, rt.cell_starts, px_per_sample, px_per_mm)
-        rt.ruler = row_ruler(dark, cover, rt.x_first, rt.x_last, baseline_y, px_per_mm, exclude)
+        rt.ruler = row_ruler(view.dark, view.cover, rt.x_first, rt.x_last, baseline_y, px_per_mm, exclude)
         count += rt.ruler is not None
     return count
-
-
-def trace_cover(trace_mask: np.ndarray, px_per_mm: float) -> np.ndarray:
-    """The trace's pixels widened by COVER_MARGIN_MM: what the grid's readers leave out."""
-    k = 2 * max(1, int(round(COVER_MARGIN_MM * px_per_mm))) + 1
-    return cv2.dilate(trace_mask.astype(np.uint8), np.ones((k, k), np.uint8)) > 0
 
 
 # The lean is measured over the rows' part of the page and this far beyond (header print and margins left out)
@@ -100,11 +117,12 @@ LEAN_MIN_PX = 1.5
 PRINT_ABOVE_MM, PRINT_BELOW_MM = 12.0, 6.0
 
 
-def measure_page_warp(image_rgb: np.ndarray, trace_mask: np.ndarray, px_per_mm: float,
-                      print_boxes: list[tuple[float, float, float, float]] = ()) -> GridWarp | None:
+def measure_page_warp(view: GridView, px_per_mm: float, print_boxes: list[tuple[float, float, float, float]] = ()
+                      ) -> GridWarp | None:
     """Where the page's vertical grid lines stand, everywhere (rectify.grid.grid_warp), over the part of the
     page that holds the trace; print_boxes (x0, y0, x1, y1) are left out with the trace (a lead name's
     strokes read as lines several px off)."""
+    trace_mask = view.trace_mask
     rows = np.nonzero(trace_mask.any(axis=1))[0]
     if rows.size == 0:
         return None
@@ -112,11 +130,11 @@ def measure_page_warp(image_rgb: np.ndarray, trace_mask: np.ndarray, px_per_mm: 
     cum = np.cumsum(counts) / counts.sum()
     y0, y1 = rows[np.searchsorted(cum, 0.01)], rows[min(rows.size - 1, np.searchsorted(cum, 0.99))]
     margin = LEAN_MARGIN_MM * px_per_mm
-    cover = trace_cover(trace_mask, px_per_mm)
+    cover = view.cover.copy()
     h, w = cover.shape
     for x0, y0b, x1, y1b in print_boxes:
         cover[max(0, int(y0b)):min(h, int(np.ceil(y1b))), max(0, int(x0)):min(w, int(np.ceil(x1)))] = True
-    return grid_warp(line_darkness(image_rgb, px_per_mm), cover, px_per_mm, (y0 - margin, y1 + margin))
+    return grid_warp(view.dark, cover, px_per_mm, (y0 - margin, y1 + margin))
 
 
 def row_lean_px(warp: GridWarp, x0: float, x1: float, baseline_y: float, px_per_mm: float) -> float:
@@ -130,25 +148,20 @@ def row_lean_px(warp: GridWarp, x0: float, x1: float, baseline_y: float, px_per_
     return float(max(np.max(np.abs(up - base)), np.max(np.abs(down - base)))) if xs.size else 0.0
 
 
-def measure_row_leans(rows: list, image_rgb: np.ndarray, trace_mask: np.ndarray, px_per_mm: float,
-                      px_per_sample: float) -> int:
+def measure_row_leans(rows: list, view: GridView, px_per_mm: float, px_per_sample: float) -> int:
     """Set each row's `lean` (None where its lines stand upright within LEAN_MIN_PX); returns how many rows got
     one."""
-    boxes = []
     for rt in rows:
         rt.lean = None
-        baseline_y = row_level_y(rt)
-        if np.isfinite(rt.x_first) and np.isfinite(rt.x_last) and np.isfinite(baseline_y):
-            for a, b in ruler_exclusions(rt.x_first, rt.x_last, rt.cell_starts, px_per_sample, px_per_mm):
-                boxes.append((a, baseline_y - PRINT_ABOVE_MM * px_per_mm, b, baseline_y + PRINT_BELOW_MM * px_per_mm))
-    warp = measure_page_warp(image_rgb, trace_mask, px_per_mm, boxes)
+    placed = placed_rows(rows)
+    boxes = [(a, baseline_y - PRINT_ABOVE_MM * px_per_mm, b, baseline_y + PRINT_BELOW_MM * px_per_mm)
+             for rt, baseline_y in placed
+             for a, b in ruler_exclusions(rt.x_first, rt.x_last, rt.cell_starts, px_per_sample, px_per_mm)]
+    warp = measure_page_warp(view, px_per_mm, boxes)
     if warp is None:
         return 0
     count = 0
-    for rt in rows:
-        baseline_y = row_level_y(rt)
-        if not (np.isfinite(rt.x_first) and np.isfinite(rt.x_last) and np.isfinite(baseline_y)):
-            continue
+    for rt, baseline_y in placed:
         if row_lean_px(warp, rt.x_first, rt.x_last, baseline_y, px_per_mm) >= LEAN_MIN_PX:
             rt.lean = warp
             count += 1
@@ -156,13 +169,11 @@ def measure_row_leans(rows: list, image_rgb: np.ndarray, trace_mask: np.ndarray,
 
 
 def upright(y_px: np.ndarray, nominal_x: np.ndarray, image_x: np.ndarray, baseline_y: float,
-            lean: GridWarp | None) -> np.ndarray:
+            lean: GridWarp) -> np.ndarray:
     """A row's samples (y px, read at image_x for the nominal page x of each sample) moved to where their ink
     really is in time: the grid's lines lean by lean(x, y) - lean(x, baseline) at a sample's height, and so
     does the stroke through it; the moved samples are read back at the nominal x (linear between them)."""
     y = np.asarray(y_px, dtype=np.float64)
-    if lean is None:
-        return y
     ok = np.isfinite(y)
     if ok.sum() < 2:
         return y

@@ -64,24 +64,20 @@ class CombPeaks:
     found_px: np.ndarray  # NaN: not found
 
 
-def _comb_coefficient(profile: np.ndarray, period_px: float) -> complex:
+def comb_coefficient(profile: np.ndarray, period_px: float) -> complex:
     """The DFT coefficient of a 1-D darkness profile (its mean removed) at one period: its angle is the comb's
     phase, its size the comb's strength."""
     x = np.arange(profile.size, dtype=np.float64)
     return np.sum((profile - profile.mean()) * np.exp(-2j * np.pi * x / period_px))
 
 
-def comb_phase(profile: np.ndarray, period_px: float) -> float:
-    """The phase (radians) of a 1-D darkness profile's comb at one period (see comb_peaks)."""
-    return float(np.angle(_comb_coefficient(profile, period_px)))
-
-
 def comb_peaks(profile: np.ndarray, period_px: float, phase: float | None = None) -> CombPeaks:
     """Each line of a comb along a 1-D darkness profile: nominal places follow the given phase at the period
-    (default: the profile's own, `comb_phase`); each line is the sub-pixel peak (parabola) within half a
-    period of its place (NaN where the peak is at the window's edge or not a maximum)."""
+    (default: the profile's own, the angle of its `comb_coefficient`); each line is the sub-pixel peak
+    (parabola) within half a period of its place (NaN where the peak is at the window's edge or not a
+    maximum)."""
     if phase is None:
-        phase = comb_phase(profile, period_px)
+        phase = float(np.angle(comb_coefficient(profile, period_px)))
     first = (-phase / (2.0 * np.pi)) * period_px % period_px
     nominal = np.arange(first, profile.size, period_px)
     found = np.full(nominal.size, np.nan)
@@ -133,6 +129,23 @@ def unwrap_shifts(xs: np.ndarray, raw: np.ndarray, period_px: float, history: in
     return out
 
 
+def uncovered_profile(dark: np.ndarray, cover: np.ndarray, ya: int, yb: int, xa: int, xb: int
+                      ) -> tuple[np.ndarray, np.ndarray] | None:
+    """(column darkness over the uncovered pixels of dark[ya:yb, xa:xb], covered share per column; a column
+    with no uncovered pixel takes its neighbours' level), or None when every pixel is covered."""
+    sub = dark[ya:yb, xa:xb].astype(np.float64)
+    covered = cover[ya:yb, xa:xb]
+    free = (~covered).sum(axis=0)
+    share = covered.mean(axis=0)
+    ok = free > 0
+    if not ok.any():
+        return None
+    prof = np.zeros(sub.shape[1])
+    prof[ok] = (sub * ~covered).sum(axis=0)[ok] / free[ok]
+    prof[~ok] = np.interp(np.nonzero(~ok)[0], np.nonzero(ok)[0], prof[ok])
+    return prof, share
+
+
 def _strip_profiles(dark: np.ndarray, cover: np.ndarray | None, xa: int, xb: int, baseline_y: float,
                     px_per_mm: float) -> list[tuple[np.ndarray, np.ndarray]]:
     """(column darkness profile over the uncovered pixels, covered share per column) of each ruler strip."""
@@ -142,26 +155,44 @@ def _strip_profiles(dark: np.ndarray, cover: np.ndarray | None, xa: int, xb: int
         yb = min(dark.shape[0], int(baseline_y + bot_mm * px_per_mm))
         if yb - ya < 5:
             continue
-        sub = dark[ya:yb, xa:xb].astype(np.float64)
         if cover is None:
+            sub = dark[ya:yb, xa:xb].astype(np.float64)
             out.append((sub.mean(axis=0), np.zeros(sub.shape[1])))
             continue
-        covered = cover[ya:yb, xa:xb]
-        free = (~covered).sum(axis=0)
-        share = covered.mean(axis=0)
-        ok = free > 0
-        if not ok.any():
-            continue
-        prof = np.zeros(sub.shape[1])
-        prof[ok] = (sub * ~covered).sum(axis=0)[ok] / free[ok]
-        prof[~ok] = np.interp(np.nonzero(~ok)[0], np.nonzero(ok)[0], prof[ok])
-        out.append((prof, share))
+        read = uncovered_profile(dark, cover, ya, yb, xa, xb)
+        if read is not None:
+            out.append(read)
     return out
+
+
+def minor_guided(xs5: np.ndarray, shift5: np.ndarray, xs1: np.ndarray, raw1: np.ndarray, px_per_mm: float
+                 ) -> np.ndarray | None:
+    """The 1-mm lines' shifts (raw1: each known modulo 1 mm) at the period multiple the 5-mm lines' shifts
+    give there; None where neighbouring lines end up about a period apart (a wrong multiple somewhere: a crease
+    moves the lines beyond it by up to ~0.7 mm)."""
+    shift1 = raw1 + px_per_mm * np.round((np.interp(xs1, xs5, shift5) - raw1) / px_per_mm)
+    return None if np.any(np.abs(np.diff(shift1)) > 0.75 * px_per_mm) else shift1
+
+
+def without_outliers(xs: np.ndarray, shift: np.ndarray, period_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """The lines within RULER_OUTLIER_SHARE of a period of the median of their five neighbours (a crease moves
+    neighbouring lines together; a misread line stands alone)."""
+    local = np.array([np.median(shift[max(0, i - 2):i + 3]) for i in range(shift.size)])
+    good = np.abs(shift - local) < RULER_OUTLIER_SHARE * period_px
+    return xs[good], shift[good]
+
+
+def gaussian_smoothed(xs: np.ndarray, values: np.ndarray, at: np.ndarray, sigma_px: float
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """(values smoothed along x by a Gaussian of sigma_px and read at `at`, the weight behind each)."""
+    w = np.exp(-0.5 * ((at[:, None] - xs[None, :]) / sigma_px) ** 2)
+    weight = w.sum(axis=1)
+    return (w @ values) / weight, weight
 
 
 def _comb_level(profiles: list[tuple[np.ndarray, np.ndarray]], period_px: float) -> float:
     """The comb's strength at the period: the median over the strips of its DFT coefficient's size per px."""
-    levels = [abs(_comb_coefficient(prof, period_px)) / max(prof.size, 1) for prof, _ in profiles]
+    levels = [abs(comb_coefficient(prof, period_px)) / max(prof.size, 1) for prof, _ in profiles]
     return float(np.median(levels)) if levels else 0.0
 
 
@@ -203,23 +234,18 @@ def row_ruler(dark: np.ndarray, cover: np.ndarray | None, x0_px: float, x1_px: f
         # the 1-mm lines are read too: five times the ruler's marks (a sharp crease is followed), each line's
         # period multiple taken from the 5-mm lines
         xs1, raw = kept(*line_shifts(profile, share, px_per_mm, xa))
-        shift1 = raw + px_per_mm * np.round((np.interp(xs1, xs5, shift5) - raw) / px_per_mm)
-        # neighbouring lines about a period apart: a wrong multiple somewhere (a crease moves the lines beyond
-        # it by up to ~0.7 mm); the 5-mm lines alone then
-        if xs1.size >= RULER_MIN_LINES and not np.any(np.abs(np.diff(shift1)) > 0.75 * px_per_mm):
+        shift1 = minor_guided(xs5, shift5, xs1, raw, px_per_mm)
+        # a wrong multiple somewhere: the 5-mm lines alone then
+        if xs1.size >= RULER_MIN_LINES and shift1 is not None:
             period_mm, xs, shift = 1.0, xs1, shift1
     period = period_mm * px_per_mm
     need = max(RULER_MIN_LINES, RULER_MIN_LINE_SHARE * (x1_px - x0_px) / period)
     if xs.size < need:
         return None
-    local = np.array([np.median(shift[max(0, i - 2):i + 3]) for i in range(shift.size)])
-    good = np.abs(shift - local) < RULER_OUTLIER_SHARE * period
-    xs, shift = xs[good], shift[good]
+    xs, shift = without_outliers(xs, shift, period)
     if xs.size < need:
         return None
-    sigma = RULER_SMOOTH_MM * px_per_mm
-    w = np.exp(-0.5 * ((xs[:, None] - xs[None, :]) / sigma) ** 2)
-    smooth = (w @ shift) / w.sum(axis=1)
+    smooth, _ = gaussian_smoothed(xs, shift, xs, RULER_SMOOTH_MM * px_per_mm)
     if float(np.sqrt(np.mean((shift - smooth) ** 2))) > RULER_MAX_SCATTER_PX:
         return None
     smooth -= float(np.median(smooth))

@@ -17,8 +17,8 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from ...geometry import MAJOR_MM
-from .ruler import (MAJOR_GUIDE_SHARE, MINOR_LATTICE_SHARE, RULER_OUTLIER_SHARE,
-                    RULER_SMOOTH_MM, comb_phase, line_shifts, unwrap_shifts)
+from .ruler import (MAJOR_GUIDE_SHARE, MINOR_LATTICE_SHARE, RULER_SMOOTH_MM, comb_coefficient, gaussian_smoothed,
+                    line_shifts, minor_guided, uncovered_profile, unwrap_shifts, without_outliers)
 
 WARP_BAND_MM = 6.0  # height of each band whose vertical lines are measured
 WARP_BAND_STEP_MM = 3.0  # bands overlap by half
@@ -59,20 +59,6 @@ class GridWarp:
         return (1.0 - t) * lo + t * hi
 
 
-def _band_profile(dark: np.ndarray, cover: np.ndarray, y0: int, y1: int) -> tuple[np.ndarray, np.ndarray]:
-    """(column darkness over the band's uncovered pixels, covered share per column)."""
-    sub = dark[y0:y1].astype(np.float64)
-    covered = cover[y0:y1]
-    free = (~covered).sum(axis=0)
-    share = covered.mean(axis=0)
-    prof = np.zeros(sub.shape[1])
-    ok = free > 0
-    prof[ok] = (sub * ~covered).sum(axis=0)[ok] / free[ok]
-    if ok.any() and not ok.all():
-        prof[~ok] = np.interp(np.nonzero(~ok)[0], np.nonzero(ok)[0], prof[ok])
-    return prof, share
-
-
 def _band_shift(profile: np.ndarray, share: np.ndarray, px_per_mm: float, phase5: float, phase1: float | None,
                 x_out: np.ndarray) -> np.ndarray:
     """One band's line shifts against the page's comb, smoothed along x and read at x_out (NaN where the band
@@ -88,18 +74,14 @@ def _band_shift(profile: np.ndarray, share: np.ndarray, px_per_mm: float, phase5
     if phase1 is not None:
         xs1, raw = line_shifts(profile, share, px_per_mm, 0, phase1)
         if xs1.size >= xs5.size:
-            shift1 = raw + px_per_mm * np.round((np.interp(xs1, xs5, shift5) - raw) / px_per_mm)
-            if not np.any(np.abs(np.diff(shift1)) > 0.75 * px_per_mm):
+            shift1 = minor_guided(xs5, shift5, xs1, raw, px_per_mm)
+            if shift1 is not None:
                 xs, shift, period = xs1, shift1, px_per_mm
-    local = np.array([np.median(shift[max(0, i - 2):i + 3]) for i in range(shift.size)])
-    good = np.abs(shift - local) < RULER_OUTLIER_SHARE * period
-    xs, shift = xs[good], shift[good]
+    xs, shift = without_outliers(xs, shift, period)
     if xs.size < max(4, need):
         return np.full(x_out.size, np.nan)
-    sigma = RULER_SMOOTH_MM * px_per_mm
-    w = np.exp(-0.5 * ((x_out[:, None] - xs[None, :]) / sigma) ** 2)
-    weight = w.sum(axis=1)
-    out = (w @ shift) / np.maximum(weight, 1e-12)
+    with np.errstate(invalid="ignore", divide="ignore"):  # no weight at all: NaN, as below
+        out, weight = gaussian_smoothed(xs, shift, x_out, RULER_SMOOTH_MM * px_per_mm)
     # no line within two smoothing widths: unknown here
     out[weight < np.exp(-2.0)] = np.nan
     out[np.abs(out) > WARP_MAX_MM * px_per_mm] = np.nan
@@ -116,11 +98,11 @@ def grid_warp(dark: np.ndarray, cover: np.ndarray, px_per_mm: float, y_range: tu
     major_px = MAJOR_MM * px_per_mm
     free = np.where(cover, 0.0, dark)
     whole = free.sum(axis=0) / np.maximum((~cover).sum(axis=0), 1)
-    major_level = abs(np.sum((whole - whole.mean()) * np.exp(-2j * np.pi * np.arange(w) / major_px)))
-    minor_level = abs(np.sum((whole - whole.mean()) * np.exp(-2j * np.pi * np.arange(w) / px_per_mm)))
+    major = comb_coefficient(whole, major_px)
+    major_level, minor_level = abs(major), abs(comb_coefficient(whole, px_per_mm))
     if major_level < MAJOR_GUIDE_SHARE * minor_level:
         return None  # lines drawn alike: a shift is known only modulo 1 mm (as in ruler.row_ruler)
-    phase5 = comb_phase(whole, major_px)
+    phase5 = float(np.angle(major))
     # the 1-mm comb through the 5-mm comb's lines (phases found apart differ by a fraction of a pixel, and bands
     # read on one comb or the other would then disagree by that much)
     first5 = (-phase5 / (2.0 * np.pi)) * major_px % major_px
@@ -132,10 +114,10 @@ def grid_warp(dark: np.ndarray, cover: np.ndarray, px_per_mm: float, y_range: tu
     ys, shifts = [], []
     y0 = ya
     while y0 + band_px <= yb:
-        prof, share = _band_profile(dark, cover, int(y0), int(y0 + band_px))
-        s = _band_shift(prof, share, px_per_mm, phase5, phase1, x_out)
+        read = uncovered_profile(dark, cover, int(y0), int(y0 + band_px), 0, w)
         ys.append(y0 + 0.5 * band_px)
-        shifts.append(s)
+        shifts.append(np.full(x_out.size, np.nan) if read is None else
+                      _band_shift(*read, px_per_mm, phase5, phase1, x_out))
         y0 += step_px
     if len(ys) < 3:
         return None
