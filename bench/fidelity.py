@@ -11,7 +11,9 @@ Per lead, after the organizers' alignment (`paperecg/score/fidelity.py`):
 - amplitude ratio: digitized 1-99 % range / the reference's, over the samples both have;
 - drift: best lag of the window's second half minus that of its first half, in ms per second between the
   halves' centres;
-- lag: the scorer's best lag of the whole lead (ms; positive = the estimate comes late).
+- lag: the scorer's best lag of the whole lead (ms; positive = the estimate comes late);
+- start / end gain: the SNR the lead would gain were the first / last 100 ms of its drawn window read
+  exactly (where along a lead the error sits; an even spread puts about 0.2 dB in each end).
 Leads whose estimate covers under half of the reference's drawn samples are counted, not measured.
 Prints one line per record, then the set's figures; last line one JSON object.
 """
@@ -109,6 +111,8 @@ def main(argv=None) -> int:
           f">10 {out['drift_gt10']}")
     print(f"|lag| ms: median {out['lag_median_ms']}, p90 {out['lag_p90_ms']} (signed median "
           f"{out['lag_signed_median_ms']})")
+    print(f"exact first / last 100 ms of every lead: +{out['start_gain_db']} / +{out['end_gain_db']} dB of the "
+          f"mean lead SNR")
     print(json.dumps(out))
     return 0
 

@@ -68,3 +68,23 @@ def test_empty_leads_are_counted_not_measured():
     assert s["leads"] == 2 and s["leads_measured"] == 1
     assert s["ratio_median"] == pytest.approx(0.5, rel=0.02)
     assert s["ratio_below_08"] == 1.0
+
+
+@pytest.mark.parametrize("fs_hz", [100.0, 500.0])
+def test_edge_gains_say_which_end_of_a_lead_holds_the_error(fs_hz):
+    """A lead read with a little noise and a QRS cut off in its first 100 ms: the start holds most of the error
+    and the end almost none; with the noise alone each end holds its share (100 ms of a 2.5-s window: 0.18 dB)."""
+    t = np.arange(int(10 * fs_hz)) / fs_hz
+    ref = windowed(beats(t - 2.5 + 0.25), fs_hz, 2.5, 5.0)  # a QRS 50 ms after the window starts
+    noisy = ref + np.random.default_rng(0).normal(0.0, 0.02, ref.shape)
+    cut = noisy.copy()
+    first = slice(int(2.5 * fs_hz), int(2.6 * fs_hz))
+    cut[first] = np.clip(cut[first], None, 0.2)  # its R wave cut at 0.2 mV
+    share_db = -10 * np.log10(1 - 0.1 / 2.5)
+    f = lead_fidelity(ref, cut, fs_hz)
+    assert f.start_gain_db > 5.0
+    assert 0.0 < f.end_gain_db < 0.05
+    g = lead_fidelity(ref, noisy, fs_hz)
+    assert g.start_gain_db == pytest.approx(share_db, abs=0.15)
+    assert g.end_gain_db == pytest.approx(share_db, abs=0.15)
+    assert summarize([f, g])["start_gain_db"] == pytest.approx((f.start_gain_db + g.start_gain_db) / 2, abs=1e-3)
