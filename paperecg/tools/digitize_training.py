@@ -12,7 +12,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from paperecg.pipeline.digitized import cache_name, digitize_records
+    from paperecg.pipeline.digitized import PHOTO_SHARE, cache_name, digitize_records
     from paperecg.pipeline.digitizer import Digitizer
     from paperecg.records.ptbxl import seeded_order, select_records
 
@@ -21,16 +21,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds", default=None)
     ap.add_argument("--model", default="model")
     ap.add_argument("--out", required=True)
-    ap.add_argument("--photo-share", type=float, default=0.3)
+    ap.add_argument("--photo-share", type=float, default=PHOTO_SHARE)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit", type=int, default=None)
     a = ap.parse_args(argv)
-    os.makedirs(a.out, exist_ok=True)
     records = seeded_order(select_records(a.data, a.folds), a.seed)[: a.limit]
-    todo = [r for r in records if not os.path.isfile(os.path.join(a.out, cache_name(r)))]
-    print(f"{len(records)} records, {len(records) - len(todo)} cached, {len(todo)} to do", file=sys.stderr)
+    cached = sum(os.path.isfile(os.path.join(a.out, cache_name(r))) for r in records)
+    print(f"{len(records)} records, {cached} cached, {len(records) - cached} to do", file=sys.stderr)
     digitizer = Digitizer.load(a.model, device="cpu", log=lambda m: print(m, file=sys.stderr))
-    digitize_records(todo, digitizer, a.out, seed=a.seed, photo_share=a.photo_share,
+    # digitize_records skips the cached records itself and makes the folder
+    digitize_records(records, digitizer, a.out, seed=a.seed, photo_share=a.photo_share,
                      log=lambda m: print(m, file=sys.stderr, flush=True))
     return 0
 
