@@ -12,7 +12,8 @@ The extractor's story, one stage a file:
 7. the pen width and each row's sub-pixel sample phase from the polyline fit's cost (readout.py, fit.py);
    on a photographed page, each row's time axis read on the grid lines beside it (ruler.py);
 8. every row read out by fitting the drawn polyline to its column edges, mV at the record's sample times,
-   each lead's confidence, abstention and its readings combined: readout.py, combine.py.
+   each lead's confidence, abstention and its readings combined: readout.py, combine.py;
+9. a limb lead's reading that the other limb leads contradict taken from them: limbs.py.
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from ..rectify.grid import GridScale, estimate_skew
 from .cells import RowCell, choose_cells, rows_from_names
 from .combine import read_leads
 from .ink import ink_score_map, map_finer_than_scan
+from .limbs import repair_limb_leads
 from .paper import off_paper_mask
 from .readout import choose_pen_width
 from .ruler import grid_view, measure_row_leans, measure_row_rulers
@@ -193,6 +195,11 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
             warp_note = f"strokes set upright on the grid's leaning lines in {leaning} of {len(rows)} rows"
     signal, confidence = read_leads(choice.cells, rows, lead_names, fs_hz, px_per_sample, num_samples, width_px,
                                     pen_width, geometry, params)
-    notes = [n for n in (scale_note, ink_note, warp_note) if n] + choice.notes + ([ruler_note] if ruler_note else [])
+    limb_note = ""
+    if params.limb_min_others is not None:
+        signal, repaired = repair_limb_leads(signal, lead_names, fs_hz, min_others=params.limb_min_others)
+        limb_note = f"{repaired} limb-lead samples taken from the other limb leads" if repaired else ""
+    notes = [n for n in (scale_note, ink_note, warp_note, limb_note) if n] + choice.notes + \
+        ([ruler_note] if ruler_note else [])
     return Extraction(signal, geometry, confidence, rows, choice.cells, choice.layout, grid, skew, width_px,
                       pen_width, notes)

@@ -39,6 +39,9 @@ class ExtractParams:
     combine_max_lag_s: float = 0.1  # a lead printed twice: its readings are aligned within this (combine_readings)
     # samples this close to a boundary between two cells of a row are left out (see trim_cell_edges)
     cell_edge_s: float = 0.02
+    # a limb lead's reading that this many other limb leads contradict, while they agree among themselves, is
+    # taken from them (extract/limbs.py; None: never)
+    limb_min_others: int | None = 4
 
 
 @dataclass
