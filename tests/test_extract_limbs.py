@@ -53,19 +53,33 @@ def test_four_limb_leads_at_one_instant_are_left_alone():
     np.testing.assert_array_equal(fixed, read)
 
 
-def test_two_misread_leads_are_rebuilt_from_four_and_three_are_left_alone():
+def test_two_leads_cut_at_once_are_rebuilt_from_four_and_three_are_left_alone():
     true = limb_signal(100.0)
-    tall = true[:, 0] > 0.6
     two = true.copy()
-    two[:, 0] = clip_peaks(true[:, 0], 0.6)
-    two[tall, 5] -= 0.5  # a second lead misread at the same instants
+    two[:, 0] = clip_peaks(true[:, 0], 0.6)  # lead I's R waves cut at 0.6 mV
+    two[:, 2] = np.maximum(true[:, 2], -0.05)  # and lead III's negative ones at -0.05 mV, the same instants
     fixed, _ = repair_limb_leads(two, list(STANDARD_LEADS), 100.0)
-    assert np.abs(fixed[tall][:, [0, 5]] - true[tall][:, [0, 5]]).max() < 0.03
+    tall = true[:, 0] > 0.8
+    assert np.abs(fixed[tall][:, [0, 2]] - true[tall][:, [0, 2]]).max() < 0.1  # cut by up to 0.7 mV
     three = two.copy()
-    three[tall, 4] += 0.4  # and a third (three errors that happen to agree with each other would pass)
+    three[:, 3] = np.minimum(true[:, 3], 0.4 * true[:, 3].min())  # and aVR's cut too
     fixed, _ = repair_limb_leads(three, list(STANDARD_LEADS), 100.0)
-    far = true[:, 0] > 0.9  # lead I cut by more than 0.3 mV: every lead misread by far
+    far = (true[:, 0] > 0.9) & (true[:, 2] < -0.2)  # every one of the three cut by more than 0.15 mV
+    assert far.sum() >= 5
     np.testing.assert_array_equal(fixed[far], three[far])
+
+
+def test_two_readings_are_never_replaced_by_shorter_ones():
+    """Three leads cut toward their baselines agree with each other like a smaller signal: the four readings
+    left can include them, and the good ones would be cut to match."""
+    true = limb_signal(100.0)
+    read = true.copy()
+    tall = true[:, 0] > 0.6
+    read[tall, 0] *= 0.3  # I, aVR and aVL cut alike: together they read as a smaller (I, II)
+    read[tall, 3] *= 0.3
+    read[tall, 4] *= 0.3
+    fixed, _ = repair_limb_leads(read, list(STANDARD_LEADS), 100.0)
+    assert (np.abs(fixed[tall]) >= np.abs(read[tall]) - 0.15).all()
 
 
 def test_a_lead_read_on_a_time_axis_of_its_own_is_left_alone():

@@ -98,7 +98,12 @@ def repair_limb_leads(signal: np.ndarray, lead_names: list[str], fs_hz: float, m
     left out, leave at least min_others that fit I and II within max_misfit_mv, replaced by what those
     others imply, where one of them is more than min_change_mv from it. Samples where no such set exists,
     or where the readings agree already, stay as read, and so does a lead read on a time axis of its own
-    (misaligned_leads). Each lead keeps its own baseline (limb_offsets)."""
+    (misaligned_leads). Each lead keeps its own baseline (limb_offsets).
+
+    Two readings are replaced only where neither comes out more than min_change_mv nearer its baseline: a
+    stroke cut where two rows' traces meet is only ever read too short, and three leads cut toward their
+    baselines agree with one another as a smaller signal would, so the four left can include them and the
+    two good readings would be the ones "repaired" (12x1 00987: II and III lost 10 dB that way)."""
     idx, basis = limb_columns(lead_names)
     out = np.array(signal, dtype=np.float64, copy=True)
     m = len(idx)
@@ -122,6 +127,9 @@ def repair_limb_leads(signal: np.ndarray, lead_names: list[str], fs_hz: float, m
             dev = np.abs(fitted[:, out_cols] - y[:, out_cols]).max(axis=1)
             take = ~done & read[:, out_cols].all(axis=1) & np.isfinite(dev) & (dev > min_change_mv) \
                 & (misfit <= max_misfit_mv) & (misfit < best_misfit)
+            if size > 1:  # see the docstring: two readings are only ever replaced by taller ones
+                shrink = (np.abs(y[:, out_cols]) - np.abs(fitted[:, out_cols])).max(axis=1)
+                take &= shrink <= min_change_mv
             best_misfit[take] = misfit[take]
             best_fit[take] = fitted[take]
             best_set[take] = out_cols
