@@ -130,3 +130,14 @@ def test_a_12x1_page_whose_r_waves_meet_the_row_above_reads_every_limb_lead():
     snr = np.array([s.snr_db for s in score_signals(signal, ex.signal, fs_hz, LEADS_12)])
     assert snr[:6].min() >= 20.0, np.round(snr[:6], 1)
     assert any("taken from the other limb leads" in n for n in ex.notes)
+
+
+def test_leads_that_do_not_hold_einthovens_law_are_left_alone():
+    """Six limb leads with rhythms of their own (a page of unrelated traces, or a reading with the names
+    wrong): four of them agree only where all are flat, and a fifth's QRS there must not be flattened."""
+    from conftest import synthetic_ecg
+
+    read = np.stack([synthetic_ecg(100.0, seed=7 * j)[:, j] for j in range(12)], axis=1)
+    fixed, replaced = repair_limb_leads(read, list(STANDARD_LEADS), 100.0)
+    assert replaced == 0
+    np.testing.assert_array_equal(fixed, read)

@@ -74,21 +74,28 @@ def limb_offsets(values: np.ndarray, read: np.ndarray, basis: np.ndarray, rounds
     return offsets
 
 
-def misaligned_leads(values: np.ndarray, read: np.ndarray, basis: np.ndarray, fs_hz: float, min_others: int,
-                     max_lag_s: float, search_s: float = 0.1, min_corr: float = 0.8) -> np.ndarray:
-    """(m,) bool: leads whose reading matches what the others imply (correlation >= min_corr) best at a lag
-    beyond max_lag_s. Rows read their time axes apart (one distorted page's aVL came 50 ms late): such a
-    lead's QRS, rebuilt from the others, would be printed twice, once at each time. A lead that matches at
-    no lag is misread, not late, and stays repairable."""
-    out = np.zeros(values.shape[1], dtype=bool)
+def lead_agreement(values: np.ndarray, read: np.ndarray, basis: np.ndarray, fs_hz: float, min_others: int,
+                   max_lag_s: float, search_s: float = 0.1, min_corr: float = 0.8, min_related: float = 0.5
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(misaligned, unrelated), each (m,) bool, from each lead's best correlation with what the others imply
+    (within +-search_s):
+    - misaligned: it matches (correlation >= min_corr) best at a lag beyond max_lag_s. Rows read their time
+      axes apart (one distorted page's aVL came 50 ms late): such a lead's QRS, rebuilt from the others, would
+      be printed twice, once at each time. A lead cut where rows meet still matches at no lag.
+    - unrelated: it matches at no lag (correlation below min_related, or nothing to compare): misread
+      throughout (12x1 00354's aVL, -3.7 dB as read, 25.5 rebuilt), or the readings do not hold Einthoven's
+      law at all (leads that are not one heart's, names that are wrong)."""
+    misaligned = np.zeros(values.shape[1], dtype=bool)
+    unrelated = np.zeros(values.shape[1], dtype=bool)
     search = max(int(round(search_s * fs_hz)), 1)
     for k in range(values.shape[1]):
         others = read.copy()
         others[:, k] = False
         fitted, _ = fit_limbs(values, others, basis, min_leads=min_others)
         lag, corr = reading_lag(fitted[:, k], np.where(read[:, k], values[:, k], np.nan), search)
-        out[k] = bool(corr >= min_corr and abs(lag) > max_lag_s * fs_hz)
-    return out
+        misaligned[k] = bool(corr >= min_corr and abs(lag) > max_lag_s * fs_hz)
+        unrelated[k] = not corr >= min_related
+    return misaligned, unrelated
 
 
 def repair_limb_leads(signal: np.ndarray, lead_names: list[str], fs_hz: float, min_others: int = 4,
@@ -98,7 +105,8 @@ def repair_limb_leads(signal: np.ndarray, lead_names: list[str], fs_hz: float, m
     left out, leave at least min_others that fit I and II within max_misfit_mv, replaced by what those
     others imply, where one of them is more than min_change_mv from it. Samples where no such set exists,
     or where the readings agree already, stay as read, and so does a lead read on a time axis of its own
-    (misaligned_leads). Each lead keeps its own baseline (limb_offsets).
+    and nothing is changed unless at least min_others leads follow the others (lead_agreement). Each lead
+    keeps its own baseline (limb_offsets).
 
     Two readings are replaced only where neither comes out more than min_change_mv nearer its baseline: a
     stroke cut where two rows' traces meet is only ever read too short, and three leads cut toward their
@@ -112,8 +120,13 @@ def repair_limb_leads(signal: np.ndarray, lead_names: list[str], fs_hz: float, m
     values = out[:, idx]
     read = np.isfinite(values)
     offsets = limb_offsets(values, read, basis)
+    fixed, unrelated = lead_agreement(np.where(read, values - offsets, np.nan), read, basis, fs_hz, min_others,
+                                      max_lag_s)
+    if (~unrelated).sum() < min_others:
+        # no four leads follow the others: where four unrelated traces happen to agree (all flat between
+        # their beats) a fifth's QRS would be "repaired" flat
+        return out, 0
     y = np.where(read, values - offsets, 0.0)
-    fixed = misaligned_leads(np.where(read, y, np.nan), read, basis, fs_hz, min_others, max_lag_s)
     done = np.zeros(len(out), dtype=bool)
     changed = 0
     for size in range(1, max_left_out + 1):
