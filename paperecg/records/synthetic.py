@@ -1,7 +1,8 @@
 """Synthetic 12-lead ECGs with known rhythm labels: data for the demo, the organizer simulation and tests.
 
 Not physiology-grade; enough that rate and rhythm classes are learnable and traces look like ECGs:
-Gaussian P, Q, R, S, T waves per beat, lead-specific projections of one cardiac vector, baseline wander.
+Gaussian P, Q, R, S, T waves per beat, lead-specific projections of one cardiac vector, baseline wander;
+III, aVR, aVL and aVF derived from I and II as an electrocardiograph derives them.
 """
 from __future__ import annotations
 
@@ -60,7 +61,22 @@ def synthetic_ecg(fs_hz: float, seconds: float = 10.0, rhythm: str = "NORM", see
     signal = np.stack([frontal, precordial], axis=1) @ weights.T
     wander = 0.05 * np.sin(2 * np.pi * rng.uniform(0.1, 0.4) * t[:, None] + rng.uniform(0, 6, num_leads))
     signal = signal + wander + rng.normal(0, 0.005, signal.shape)
+    if num_leads == len(STANDARD_LEADS):
+        signal = with_derived_limb_leads(signal)
     return np.round(signal, 3)
+
+
+def with_derived_limb_leads(signal: np.ndarray) -> np.ndarray:
+    """A STANDARD_LEADS-ordered signal with III, aVR, aVL and aVF computed from I and II, as an
+    electrocardiograph derives them (Einthoven, Goldberger): the extractor reads the limb leads against
+    each other (extract/limbs.py), and leads projected apart would not hold that law."""
+    out = np.array(signal, dtype=np.float64, copy=True)
+    lead_i, lead_ii = out[:, 0], out[:, 1]
+    out[:, 2] = lead_ii - lead_i
+    out[:, 3] = -(lead_i + lead_ii) / 2.0
+    out[:, 4] = lead_i - lead_ii / 2.0
+    out[:, 5] = lead_ii - lead_i / 2.0
+    return out
 
 
 def synthetic_record_set(count: int, seed: int = 0) -> list[tuple[str, list[str]]]:
