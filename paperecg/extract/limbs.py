@@ -119,8 +119,10 @@ def repair_limb_leads(signal: np.ndarray, lead_names: list[str], fs_hz: float, m
         return out, 0
     values = out[:, idx]
     read = np.isfinite(values)
+    if not (read.sum(axis=1) > min_others).any():
+        return out, 0  # no instant with a reading to spare (every 3x4 page): nothing to weigh
     offsets = limb_offsets(values, read, basis)
-    fixed, unrelated = lead_agreement(np.where(read, values - offsets, np.nan), read, basis, fs_hz, min_others,
+    misaligned, unrelated = lead_agreement(np.where(read, values - offsets, np.nan), read, basis, fs_hz, min_others,
                                       max_lag_s)
     if (~unrelated).sum() < min_others:
         # no four leads follow the others: where four unrelated traces happen to agree (all flat between
@@ -133,7 +135,7 @@ def repair_limb_leads(signal: np.ndarray, lead_names: list[str], fs_hz: float, m
         best_misfit = np.full(len(out), np.inf)
         best_fit = np.full((len(out), m), np.nan)
         best_set = np.zeros((len(out), m), dtype=bool)
-        for left in itertools.combinations(np.nonzero(~fixed)[0], size):
+        for left in itertools.combinations(np.nonzero(~misaligned)[0], size):
             out_cols = np.zeros(m, dtype=bool)
             out_cols[list(left)] = True
             fitted, misfit = fit_limbs(y, read & ~out_cols, basis, min_leads=min_others)
