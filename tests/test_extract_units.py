@@ -9,7 +9,7 @@ from paperecg.extract.fit import fit_samples
 from paperecg.extract.pulse import detect_pulse_in_patch, snap_gain
 from paperecg.extract.readout import centre_path
 from paperecg.extract.rows import TrackParams, find_row_centres, row_bands, speck_mask, track_row
-from paperecg.extract.runs import find_runs
+from paperecg.extract.runs import Runs, bridged_in_boxes, find_runs
 from paperecg.extract.scale import gridless_geometry, scale_from_name_columns
 from paperecg.geometry import Box, LeadNameBox, PageGeometry
 from paperecg.rectify.grid import AxisScale, GridScale, estimate_grid_scale, estimate_skew
@@ -37,6 +37,24 @@ def test_runs_subpixel_edges_from_probabilities():
     assert runs.top[1] == pytest.approx(6.5) and runs.bot[1] == pytest.approx(7.5)
     merged = find_runs(col[:, None], threshold=0.5, max_gap_px=2.5)
     assert len(merged) == 1 and merged.bot[0] == pytest.approx(7.5)
+
+
+def test_runs_crossing_a_printed_name_are_one_stroke():
+    """A stroke that enters a name's box from above and leaves it below is one run, whatever holes the letters
+    left in it; pieces that start or end inside the box (letters, a grid line on its edge) stay apart."""
+    box = (0.0, 40.0, 10.0, 80.0)  # x0, y0, x1, y1
+    runs = Runs(col=np.array([2, 2, 2, 3, 3, 4, 4, 5, 5, 12, 12]),
+                top=np.array([10.0, 50, 65, 10, 50, 39, 60, 10, 90, 10, 50]),
+                bot=np.array([45.0, 58, 95, 45, 70, 39.5, 95, 30, 99, 45, 95]),
+                height=120, width=20)
+    out = bridged_in_boxes(runs, [box], margin_px=2.0, min_end_px=1.0)
+    spans = {c: [(t, b) for cc, t, b in zip(out.col, out.top, out.bot) if cc == c] for c in (2, 3, 4, 5, 12)}
+    assert spans[2] == [(10.0, 95.0)]  # through the box, two holes
+    assert spans[3] == [(10.0, 45.0), (50.0, 70.0)]  # ends inside the box: a letter's remains may be below
+    assert spans[4] == [(39.0, 39.5), (60.0, 95.0)]  # a line on the box's top edge is no stroke from above
+    assert spans[5] == [(10.0, 30.0), (90.0, 99.0)]  # the gap reaches beyond the box
+    assert spans[12] == [(10.0, 45.0), (50.0, 95.0)]  # outside the box's columns
+    assert len(bridged_in_boxes(runs, [], 2.0)) == len(runs)
 
 
 # --- grid scale ------------------------------------------------------------------------------------------

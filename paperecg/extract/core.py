@@ -32,7 +32,7 @@ from .paper import off_paper_mask
 from .readout import choose_pen_width
 from .ruler import grid_view, measure_row_leans, measure_row_rulers
 from .rows import TrackParams, find_row_centres, resolve_shared, trace_width, track_rows
-from .runs import Runs, find_runs
+from .runs import Runs, bridged_in_boxes, find_runs
 from .scale import gridless_geometry, page_geometry
 from .timeaxis import (PageAxis, TrackedRows, align_row_starts, apply_pulse_gain, build_row, refine_sample_phase,
                        row_end_columns)
@@ -45,6 +45,9 @@ __all__ = ["Extraction", "ExtractParams", "RowTrace", "extract_signal"]
 COARSE_MAP_AREA_SHARE = 0.9
 # A residual tilt below this (dy/dx, 0.006 deg: about 0.2 px across a 2200-px page) is left alone.
 MIN_SKEW = 1e-4
+# The runs a stroke through a printed name is joined from are at least this long: a grid line along the name's
+# box is a thinner speck (extract/runs.py bridged_in_boxes)
+NAME_BRIDGE_END_MM = 0.3
 
 
 @dataclass
@@ -165,6 +168,9 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
     tmap, threshold, ink_note = sharpened_map(tmap, image_rgb, geometry, coarse, map_share, source_px_per_mm,
                                               params)
     runs = find_runs(tmap, threshold, params.max_gap_px)
+    if lead_name_boxes and params.name_bridge_mm is not None:
+        runs = bridged_in_boxes(runs, [(b.box.x0, b.box.y0, b.box.x1, b.box.y1) for b in lead_name_boxes],
+                                params.name_bridge_mm * geometry.px_per_mm_y, NAME_BRIDGE_END_MM * geometry.px_per_mm_y)
     if len(runs) == 0:
         return empty_extraction(num_samples, lead_names, geometry, "empty trace map")
     x_mid = 0.5 * (w - 1)

@@ -75,6 +75,40 @@ def find_runs(trace_map: np.ndarray, threshold: float = 0.5, max_gap_px: float =
     return Runs(col, top.astype(np.float64), bot.astype(np.float64), h, w)
 
 
+def bridged_in_boxes(runs: Runs, boxes: list[tuple[float, float, float, float]], margin_px: float = 0.0,
+                     min_end_px: float = 0.0) -> Runs:
+    """Runs of one column that cross a box (x0, y0, x1, y1) of print joined into one: a chain of runs whose
+    gaps all lie inside the box widened by margin_px, from a run that starts above the box to one that ends
+    below it, both at least min_end_px long. A lead's name is printed where its trace starts, and a QRS stroke
+    there can run right through it; the segmenter, taught to ignore print, leaves holes in the stroke where it
+    crosses the letters, and the row would take the stroke's upper piece for all of it (a 1-mV S wave read at
+    half depth). A chain that ends inside the box may be a letter's remains and is left as it is, and so is
+    one whose end is a speck (a grid line along the box's edge)."""
+    if len(runs) < 2 or not boxes:
+        return runs
+    offsets = column_index(runs)
+    length = runs.bot - runs.top
+    join = np.zeros(len(runs), dtype=bool)  # join[k]: run k is one stroke with run k + 1
+    for x0, y0, x1, y1 in boxes:
+        top_in, bot_in = y0 - margin_px, y1 + margin_px
+        for c in range(max(0, int(np.ceil(x0))), min(runs.width, int(np.floor(x1)) + 1)):
+            a, b = offsets[c], offsets[c + 1]
+            k = a
+            while k < b - 1:
+                m = k  # the chain from run k down, each gap inside the widened box
+                while m < b - 1 and runs.bot[m] >= top_in and runs.top[m + 1] <= bot_in:
+                    m += 1
+                if runs.top[k] < y0 and length[k] >= min_end_px:
+                    ends = [e for e in range(k + 1, m + 1) if runs.bot[e] > y1 and length[e] >= min_end_px]
+                    if ends:
+                        join[k:ends[-1]] = True
+                k = m + 1
+    if not join.any():
+        return runs
+    starts = np.nonzero(np.concatenate([[True], ~join[:-1]]))[0]
+    return Runs(runs.col[starts], runs.top[starts], np.maximum.reduceat(runs.bot, starts), runs.height, runs.width)
+
+
 def column_index(runs: Runs) -> np.ndarray:
     """offsets (W+1,): runs of column c are runs[offsets[c]:offsets[c+1]]."""
     counts = np.bincount(runs.col, minlength=runs.width)
