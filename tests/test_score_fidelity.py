@@ -88,3 +88,22 @@ def test_edge_gains_say_which_end_of_a_lead_holds_the_error(fs_hz):
     assert g.start_gain_db == pytest.approx(share_db, abs=0.15)
     assert g.end_gain_db == pytest.approx(share_db, abs=0.15)
     assert summarize([f, g])["start_gain_db"] == pytest.approx((f.start_gain_db + g.start_gain_db) / 2, abs=1e-3)
+
+
+def test_retime_gain_is_what_the_local_time_axis_costs():
+    """A lead whose second beat comes 6 ms late (a crease) gains from re-timing; one read 10 % too small, or
+    whose every beat comes equally late (the scorer's own lag), gains nothing."""
+    fs_hz = 500.0
+    t = np.arange(int(10 * fs_hz)) / fs_hz
+    ref = windowed(beats(t), fs_hz, 0.0, 2.5)
+    creased = beats(t - 0.006 * ((t > 1.0) & (t < 1.3)))  # only the beat at 1.13 s moves
+    rng = np.random.default_rng(0)
+    noise = 0.005 * rng.standard_normal(t.size)
+    moved = lead_fidelity(ref, windowed(creased + noise, fs_hz, 0.0, 2.5), fs_hz)
+    small = lead_fidelity(ref, windowed(0.9 * beats(t) + noise, fs_hz, 0.0, 2.5), fs_hz)
+    late = lead_fidelity(ref, windowed(beats(t - 0.008) + noise, fs_hz, 0.0, 2.5), fs_hz)
+    assert moved.retime_gain_db > 3.0
+    assert abs(small.retime_gain_db) < 0.3
+    assert abs(late.retime_gain_db) < 0.3
+    assert summarize([moved, small])["retime_gain_db"] == pytest.approx(
+        (moved.retime_gain_db + small.retime_gain_db) / 2, abs=1e-4)
