@@ -18,8 +18,8 @@ class ExtractParams:
     # a map coarser than the page is sharpened with the page's ink (extract/ink.py); None: read it as it is
     ink: InkParams | None = field(default_factory=InkParams)
     max_gap_px: float = 1.0  # runs in one column closer than this are one crossing
-    # two runs of a column whose gap lies inside a printed lead name (widened by this, mm) are one stroke
-    # (extract/runs.py bridged_in_boxes); None: never
+    # a column's runs that cross a printed lead name's box from above to below, through gaps inside the box
+    # widened by this (mm), are one stroke (extract/runs.py bridged_in_boxes); None: never
     name_bridge_mm: float | None = 1.0
     min_confidence: float = 0.5  # below this a lead is returned as NaN (0 dB beats a negative score)
     max_abs_mv: float = 8.0  # a lead reaching beyond this is not a plausible ECG: abstain

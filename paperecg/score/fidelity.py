@@ -8,14 +8,14 @@ usually fails on photographs:
   in ms per second between the halves' centres (a half's lag and centre: the mean of its beats' lags and
   times, see `half_window_lags`) (a fold or a wrong time scale stretches the lead's time axis).
 
-A fourth figure says how much of a lead's error is its local time axis: the SNR it would gain were every
-`RETIME_WINDOW_S` of its drawn window read at its own best shift within `RETIME_MAX_S` (`retime_gain_db`, an
-oracle: a crease moves a photographed page's beats one at a time, which the whole lead's lag cannot follow).
-
 A third pair of figures says where along a lead the error sits: the SNR a lead would gain if the first (the
 last) `EDGE_S` of its drawn window were read exactly (`edge_gains_db`). A lead's ends are where its printed
 neighbour, the column separator and its printed name meet its trace; an even spread of error would put about
 0.2 dB in each 100-ms end of a 2.5-s lead.
+
+A fourth figure says how much of a lead's error is its local time axis: the SNR it would gain were every
+`RETIME_WINDOW_S` of its drawn window read at its own best shift within `RETIME_MAX_S` (`retime_gain_db`, an
+oracle: a crease moves a photographed page's beats one at a time, which the whole lead's lag cannot follow).
 
 Alignment is the organizers' (`metrics.estimate_offsets`, `evaluate.align_within_limits`); the half-window
 lags are found by the same raster correlation on the two halves. At a low sampling rate one sample of lag is
@@ -41,9 +41,9 @@ BEAT_HALF_WIDTH_S = 0.2
 MIN_COVERAGE = 0.5
 # Length of a lead's start and end whose share of the error `edge_gains_db` measures.
 EDGE_S = 0.1
-# The re-timing oracle's windows and their largest shift (`retime_gain_db`): about one beat's QRS and its
-# neighbours, and more than the 0.7 mm (28 ms) a crease moves a real photo's beats only where the lag is too
-# coarse to follow it.
+# The re-timing oracle's windows and their largest shift (`retime_gain_db`): a window holds about one beat's
+# QRS with its P and T waves; after the row rulers a real photo's beats sit a few ms off (p90 6 ms), and a
+# larger reach would let a window slide onto the next beat's stroke.
 RETIME_WINDOW_S = 0.3
 RETIME_MAX_S = 0.01
 
