@@ -45,9 +45,6 @@ __all__ = ["Extraction", "ExtractParams", "RowTrace", "extract_signal"]
 COARSE_MAP_AREA_SHARE = 0.9
 # A residual tilt below this (dy/dx, 0.006 deg: about 0.2 px across a 2200-px page) is left alone.
 MIN_SKEW = 1e-4
-# The runs a stroke through a printed name is joined from are at least this long: a grid line along the name's
-# box is a thinner speck (extract/runs.py bridged_in_boxes)
-NAME_BRIDGE_END_MM = 0.3
 
 
 @dataclass
@@ -170,7 +167,8 @@ def extract_signal(trace_map: np.ndarray, image_rgb: np.ndarray | None, fs_hz: f
     runs = find_runs(tmap, threshold, params.max_gap_px)
     if lead_name_boxes and params.name_bridge_mm is not None:
         runs = bridged_in_boxes(runs, [(b.box.x0, b.box.y0, b.box.x1, b.box.y1) for b in lead_name_boxes],
-                                params.name_bridge_mm * geometry.px_per_mm_y, NAME_BRIDGE_END_MM * geometry.px_per_mm_y)
+                                params.name_bridge_mm * geometry.px_per_mm_y,
+                                params.name_bridge_end_mm * geometry.px_per_mm_y)
     if len(runs) == 0:
         return empty_extraction(num_samples, lead_names, geometry, "empty trace map")
     x_mid = 0.5 * (w - 1)

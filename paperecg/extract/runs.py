@@ -36,6 +36,15 @@ class Runs:
     def subset(self, keep: np.ndarray) -> "Runs":
         return Runs(self.col[keep], self.top[keep], self.bot[keep], self.height, self.width)
 
+    def joined(self, with_next: np.ndarray) -> "Runs":
+        """Runs k and k + 1 made one wherever with_next[k] (K - 1 bools; runs of one column only): the first's
+        top, the lowest bottom."""
+        if len(self) < 2 or not with_next.any():
+            return self
+        starts = np.nonzero(np.concatenate([[True], ~with_next]))[0]
+        return Runs(self.col[starts], self.top[starts], np.maximum.reduceat(self.bot, starts), self.height,
+                    self.width)
+
 
 def _crossing(p_out: np.ndarray, p_in: np.ndarray, threshold: float) -> np.ndarray:
     """Fraction of the way from the outside pixel centre to the inside one where p crosses threshold."""
@@ -63,16 +72,11 @@ def find_runs(trace_map: np.ndarray, threshold: float = 0.5, max_gap_px: float =
     below = np.where(e_row < h - 1, prob[np.minimum(e_row + 1, h - 1), e_col], 0.0)
     top = s_row - 1 + _crossing(above, prob[s_row, s_col], threshold)
     bot = e_row + 1 - _crossing(below, prob[e_row, e_col], threshold)
-    col = s_col.astype(np.int64)
-    if max_gap_px > 0 and col.size > 1:
-        same = col[1:] == col[:-1]
-        close = (top[1:] - bot[:-1]) <= max_gap_px
-        new_group = np.concatenate([[True], ~(same & close)])
-        starts = np.nonzero(new_group)[0]
-        col = col[starts]
-        top = top[starts]
-        bot = np.maximum.reduceat(bot, starts)
-    return Runs(col, top.astype(np.float64), bot.astype(np.float64), h, w)
+    runs = Runs(s_col.astype(np.int64), top.astype(np.float64), bot.astype(np.float64), h, w)
+    if max_gap_px > 0 and len(runs) > 1:
+        same = runs.col[1:] == runs.col[:-1]
+        runs = runs.joined(same & ((runs.top[1:] - runs.bot[:-1]) <= max_gap_px))
+    return runs
 
 
 def bridged_in_boxes(runs: Runs, boxes: list[tuple[float, float, float, float]], margin_px: float = 0.0,
@@ -87,8 +91,8 @@ def bridged_in_boxes(runs: Runs, boxes: list[tuple[float, float, float, float]],
     if len(runs) < 2 or not boxes:
         return runs
     offsets = column_index(runs)
-    length = runs.bot - runs.top
-    join = np.zeros(len(runs), dtype=bool)  # join[k]: run k is one stroke with run k + 1
+    length = runs.length
+    join = np.zeros(len(runs) - 1, dtype=bool)  # join[k]: run k is one stroke with run k + 1
     for x0, y0, x1, y1 in boxes:
         top_in, bot_in = y0 - margin_px, y1 + margin_px
         for c in range(max(0, int(np.ceil(x0))), min(runs.width, int(np.floor(x1)) + 1)):
@@ -103,10 +107,7 @@ def bridged_in_boxes(runs: Runs, boxes: list[tuple[float, float, float, float]],
                     if ends:
                         join[k:ends[-1]] = True
                 k = m + 1
-    if not join.any():
-        return runs
-    starts = np.nonzero(np.concatenate([[True], ~join[:-1]]))[0]
-    return Runs(runs.col[starts], runs.top[starts], np.maximum.reduceat(runs.bot, starts), runs.height, runs.width)
+    return runs.joined(join)
 
 
 def column_index(runs: Runs) -> np.ndarray:

@@ -21,6 +21,9 @@ class ExtractParams:
     # a column's runs that cross a printed lead name's box from above to below, through gaps inside the box
     # widened by this (mm), are one stroke (extract/runs.py bridged_in_boxes); None: never
     name_bridge_mm: float | None = 1.0
+    # ... and the chain's first and last runs are at least this long (mm): a grid line along the box is a thinner
+    # speck
+    name_bridge_end_mm: float = 0.3
     min_confidence: float = 0.5  # below this a lead is returned as NaN (0 dB beats a negative score)
     max_abs_mv: float = 8.0  # a lead reaching beyond this is not a plausible ECG: abstain
     off_paper: bool = True  # ignore trace probability on dark background reaching the image border

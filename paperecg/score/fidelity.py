@@ -178,14 +178,20 @@ def time_drift_ms_per_s(x_ref: np.ndarray, x_est: np.ndarray, fs_hz: float, lag_
     return float((lag2_s - lag1_s) * 1000.0 / sep_s)
 
 
+def _on_reference(x_ref: np.ndarray, aligned: np.ndarray) -> np.ndarray:
+    """The aligned estimate on the reference's samples (cut or NaN-padded to its length)."""
+    est = np.full(x_ref.shape, np.nan)
+    n = min(len(aligned), len(x_ref))
+    est[:n] = aligned[:n]
+    return est
+
+
 def edge_gains_db(x_ref: np.ndarray, aligned: np.ndarray, fs_hz: float, edge_s: float = EDGE_S
                   ) -> tuple[float, float]:
     """(start, end): the organizers' SNR of the aligned estimate with the first (last) edge_s of the
     reference's drawn window set to the reference, minus its SNR as read."""
     drawn = np.nonzero(np.isfinite(x_ref))[0]
-    est = np.full(x_ref.shape, np.nan)
-    n = min(len(aligned), len(x_ref))
-    est[:n] = aligned[:n]
+    est = _on_reference(x_ref, aligned)
     base = compute_snr(x_ref, est)[0]
     k = max(1, int(round(edge_s * fs_hz)))
     gains = []
@@ -200,9 +206,7 @@ def retime_gain_db(x_ref: np.ndarray, aligned: np.ndarray, fs_hz: float, window_
                    max_shift_s: float = RETIME_MAX_S) -> float:
     """The organizers' SNR of the aligned estimate with every window_s of the reference's drawn window taken at
     the whole-sample shift within max_shift_s that fits the reference best there, minus its SNR as read."""
-    n = min(len(aligned), len(x_ref))
-    est = np.full(x_ref.shape, np.nan)
-    est[:n] = aligned[:n]
+    est = _on_reference(x_ref, aligned)
     drawn = np.nonzero(np.isfinite(x_ref))[0]
     if drawn.size == 0 or not np.isfinite(est).any():
         return float("nan")
