@@ -386,6 +386,49 @@ def test_combine_readings_leaves_out_a_reading_unlike_the_longest():
     assert np.allclose(out, strip)
 
 
+def _beat_rows(fs_hz: float, late_s: dict[int, float], rng) -> dict[int, np.ndarray]:
+    """Four rows of a 3x4+1 page at fs_hz (10 s): three rows of four cells (different leads: other QRS sizes and
+    signs) and the rhythm strip; each row's reading late by late_s[row] seconds."""
+    n = int(10 * fs_hz)
+    t = np.arange(n) / fs_hz
+    beats = np.arange(0.31, 10.0, 0.83) + 0.02 * rng.standard_normal(12)
+    qrs = sum(np.exp(-0.5 * ((t - b) / 0.012) ** 2) for b in beats)
+    twave = sum(np.exp(-0.5 * ((t - b - 0.25) / 0.05) ** 2) for b in beats)
+    rows = {}
+    for r in range(4):
+        cell_gain = rng.uniform(-1.5, 1.5, 4) if r < 3 else np.array([1.2] * 4)
+        gain = np.repeat(cell_gain, n // 4)
+        v = gain * qrs + 0.2 * twave + 0.01 * rng.standard_normal(n)
+        lag = int(round(late_s.get(r, 0.0) * fs_hz))
+        rows[r] = np.concatenate([np.full(lag, np.nan), v[:n - lag]]) if lag else v
+    return rows
+
+
+@pytest.mark.parametrize("fs_hz", [100.0, 500.0])
+def test_a_row_read_late_is_moved_onto_the_other_rows_beats(fs_hz):
+    """Whole rows of real photos came 50-110 ms late (their starts misread): the classifier then measures each
+    lead's QRS at the wrong instant. The rows print the same instants, so the late row is moved onto the
+    others' beats, and rows already together are left alone."""
+    from paperecg.extract.combine import align_rows_on_beats
+    from paperecg.extract.types import empty_row
+
+    rng = np.random.default_rng(3)
+    rows = [empty_row(100.0 * (r + 1)) for r in range(4)]
+    for rt in rows[:3]:
+        rt.cell_starts = [int(k * fs_hz * 2.5) for k in (1, 2, 3)]
+    together = _beat_rows(fs_hz, {}, rng)
+    values = {r: v.copy() for r, v in together.items()}
+    values[1] = np.concatenate([np.full(int(0.11 * fs_hz), np.nan), values[1][:-int(0.11 * fs_hz)]])
+    applied = align_rows_on_beats(values, rows, fs_hz, max_lag_s=0.15, min_lag_s=0.03)
+    assert list(applied) == [1] and abs(applied[1] + 0.11 * fs_hz) <= 1
+    ok = np.isfinite(values[1])
+    assert np.nanmax(np.abs(values[1][ok] - together[1][ok])) < 0.1
+    # a page whose rows are together: nothing moves (physiological differences between leads stay)
+    values = {r: v.copy() for r, v in together.items()}
+    values[2] = np.concatenate([np.full(int(0.02 * fs_hz), np.nan), values[2][:-int(0.02 * fs_hz)]])
+    assert align_rows_on_beats(values, rows, fs_hz, max_lag_s=0.15, min_lag_s=0.03) == {}
+
+
 def test_a_row_starting_late_is_put_on_the_others_time_axis_when_their_starts_spread():
     """A curled photo's rows start a few pixels apart (no two within the tolerance); the strip whose first
     50 px lay outside the photo (real photo 03424) still belongs on their time axis."""

@@ -18,8 +18,10 @@ turned into NaN and spikes (real photos, lead II strip).
 
 A phone's steep QRS strokes are a pixel or two wide and fainter than the baseline: their ink breaks into
 pieces and loses the stroke's faint ends, while the map holds the whole stroke. With
-`InkParams.stroke_threshold` set, inside each vertical core run the stretch from the first to the last hit,
-and faint ink joined to a hit, are trace (`stroke_pixels`). It is off by default because on a flat scan a grid
+`InkParams.stroke_threshold` set, inside each vertical band run the stretch from the first to the last hit,
+and faint ink joined to a hit, are trace (`stroke_pixels`). The band, not the core, bounds a stroke: along a
+faint stroke the map holds at 0.7-0.75 and dips under the core's threshold, which cut the stroke where it
+dipped (real photo 02652 V4: an R wave of 2.3 mV read at 1.0; eik-dev/photo +0.44 dB, docs/tuning.md). It is off by default because on a flat scan a grid
 line as dark as the trace is a hit inside a stroke's core run, and filling or joining from it spreads the
 stroke sideways; the Digitizer sets it for pages the frame straightened, i.e. photographs
 (`pipeline/digitizer.extract_params_for`; figures in docs/tuning.md).
@@ -79,7 +81,7 @@ def ink_score_map(trace_map: np.ndarray, image_rgb: np.ndarray, px_per_mm: float
     faint = band_runs_without(band, score >= params.threshold)
     score = np.where(faint, core.astype(np.float32), score)
     if params.stroke_threshold is not None:
-        strokes = stroke_pixels(core, score >= params.threshold, score >= params.stroke_threshold)
+        strokes = stroke_pixels(band, score >= params.threshold, score >= params.stroke_threshold)
         score = np.where(strokes, 1.0, score)
     return score.astype(np.float32)
 
@@ -121,22 +123,22 @@ def between_hits(runs_mask: np.ndarray, hits: np.ndarray) -> np.ndarray:
     return (flat & (upto > 0) & (after > 0)).reshape(mask_t.shape).T
 
 
-def stroke_pixels(core: np.ndarray, hits: np.ndarray, faint: np.ndarray) -> np.ndarray:
-    """bool (H, W): trace pixels a thin, faint stroke leaves out of the hits, inside the segmenter's core.
+def stroke_pixels(band: np.ndarray, hits: np.ndarray, faint: np.ndarray) -> np.ndarray:
+    """bool (H, W): trace pixels a thin, faint stroke leaves out of the hits, inside the segmenter's band.
 
     A phone's steep QRS stroke is a pixel or two wide and blurred: its ink reaches a fraction of the trace's
     darkness and varies along it, so the hits break it into pieces and lose its faint ends (the foot at the
-    baseline, a tip), while the core holds the whole stroke (real photos: R waves of 1-1.5 mV read at 0.3-0.5).
-    What the readout needs of a steep column is the stroke's extent, so within each vertical core run
+    baseline, a tip), while the map holds the whole stroke (real photos: R waves of 1-1.5 mV read at 0.3-0.5).
+    What the readout needs of a steep column is the stroke's extent, so within each vertical band run
     - everything between its first and last hit is trace (the gaps between the pieces), and
     - a stretch of faint ink (score >= stroke_threshold) joined to a hit is trace (hysteresis along the
       column: the stroke's faint end, where the image still shows it).
     (On a flat page a grid line as dark as the trace is a hit too: see the module's note.)"""
-    core = np.asarray(core, dtype=bool)
-    hits = core & np.asarray(hits, dtype=bool)
-    weak = core & np.asarray(faint, dtype=bool)
+    band = np.asarray(band, dtype=bool)
+    hits = band & np.asarray(hits, dtype=bool)
+    weak = band & np.asarray(faint, dtype=bool)
     joined = weak & ~band_runs_without(weak, hits)
-    return core & (joined | between_hits(core, hits | joined))
+    return band & (joined | between_hits(band, hits | joined))
 
 
 def map_finer_than_scan(map_px_per_mm: float, source_px_per_mm: float | None) -> bool:

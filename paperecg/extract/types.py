@@ -43,6 +43,10 @@ class ExtractParams:
     row_end_min_rel: float = 0.3  # a row's first and last run: at least this share of the median run length
     row_start_tol_s: float = 0.02  # rows whose starts agree within this start together (align_row_starts)
     combine_max_lag_s: float = 0.1  # a lead printed twice: its readings are aligned within this (combine_readings)
+    # rows print the same instants: a row whose QRS complexes come at least beat_lag_min_s (and at most
+    # beat_lag_max_s) off the other rows' is moved onto them (combine.align_rows_on_beats; None: never)
+    beat_lag_max_s: float | None = 0.15
+    beat_lag_min_s: float = 0.03
     # samples this close to a boundary between two cells of a row are left out (see trim_cell_edges)
     cell_edge_s: float = 0.02
     # a limb lead's reading that this many other limb leads contradict, while they agree among themselves, is
