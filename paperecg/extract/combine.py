@@ -8,7 +8,7 @@ import numpy as np
 
 from ..geometry import PageGeometry
 from ..layouts import canonical_lead_name, lead_index
-from .cells import RowCell
+from .cells import RowCell, beat_activity
 from .readout import row_samples
 from .types import ExtractParams, RowTrace
 
@@ -102,26 +102,21 @@ def combine_readings(reads: list[np.ndarray], max_lag: int = 0, min_corr: float 
 
 
 def qrs_envelope(values: np.ndarray, cell_starts: list[int], fs_hz: float) -> np.ndarray:
-    """Where a row's QRS complexes are: its absolute slope smoothed over 40 ms, each cell scaled by its own
-    95th percentile (a row's cells are different leads, of different sizes); NaN where the row is unread."""
+    """Where a row's QRS complexes are: its beat activity (cells.beat_activity) above each cell's median (the
+    slope of noise and of the slow waves), scaled by the cell's 95th percentile (a row's cells are different
+    leads, of different sizes); NaN where the row is unread."""
     v = np.asarray(values, dtype=np.float64)
-    slope = np.full(v.size, np.nan)
-    if v.size >= 3:
-        slope[1:-1] = np.abs(v[2:] - v[:-2])
-    k = max(1, int(round(0.04 * fs_hz)))
-    ok = np.isfinite(slope)
-    smooth = np.convolve(np.where(ok, slope, 0.0), np.ones(k), "same") / \
-        np.maximum(np.convolve(ok.astype(np.float64), np.ones(k), "same"), 1e-9)
-    smooth[~ok] = np.nan
+    env = beat_activity(v, fs_hz)
+    env[~np.isfinite(v)] = np.nan
     bounds = sorted({0, v.size, *[c for c in cell_starts if 0 < c < v.size]})
     for a, b in zip(bounds[:-1], bounds[1:]):
-        part = smooth[a:b]
-        if np.isfinite(part).sum() >= k:
-            top = float(np.nanpercentile(part, 95))
-            smooth[a:b] = part / top if top > 0 else np.nan
-        else:
-            smooth[a:b] = np.nan
-    return smooth
+        part = env[a:b]
+        if np.isfinite(part).sum() < 0.1 * fs_hz:
+            env[a:b] = np.nan
+            continue
+        floor, top = np.nanpercentile(part, [50, 95])
+        env[a:b] = np.maximum(part - floor, 0.0) / (top - floor) if top > floor else np.nan
+    return env
 
 
 def align_rows_on_beats(row_values: dict[int, np.ndarray], rows: list[RowTrace], fs_hz: float, max_lag_s: float,
