@@ -1,5 +1,6 @@
-"""Combining readings: a lead's confidence over its cells, the edges of a cell left out, and a lead printed
-more than once (lead II in a row and in the rhythm strip) brought onto one time axis and averaged."""
+"""Combining readings: a lead's confidence over its cells, the edges of a cell left out, rows moved onto each
+other's beats, and a lead printed more than once (lead II in a row and in the rhythm strip) brought onto one
+time axis and averaged."""
 from __future__ import annotations
 
 import warnings
