@@ -133,7 +133,7 @@ def align_rows_on_beats(row_values: dict[int, np.ndarray], rows: list[RowTrace],
     max_lag = int(round(max_lag_s * fs_hz))
     min_lag = max(1, int(round(min_lag_s * fs_hz)))
     applied: dict[int, int] = {}
-    while len(envs) - len(applied) >= 1 and len(envs) >= 3:
+    while len(envs) >= 3 and len(applied) < len(envs):
         best = None
         for r, e in envs.items():
             if r in applied:

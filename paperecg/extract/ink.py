@@ -23,8 +23,8 @@ and faint ink joined to a hit, are trace (`stroke_pixels`). The band, not the co
 faint stroke the map holds at 0.7-0.75 and dips under the core's threshold, which cut the stroke where it
 dipped (real photo 02652 V4: an R wave of 2.3 mV read at 1.0; eik-dev/photo +0.44 dB, docs/tuning.md).
 It is off by default because on a flat scan a grid line as dark as the trace is a hit inside a stroke's run,
-and filling or joining from it spreads the stroke sideways; the Digitizer sets it for pages the frame straightened, i.e. photographs
-(`pipeline/digitizer.extract_params_for`; figures in docs/tuning.md).
+and filling or joining from it spreads the stroke sideways; the Digitizer sets it for pages the frame
+straightened, i.e. photographs (`pipeline/digitizer.extract_params_for`; figures in docs/tuning.md).
 """
 from __future__ import annotations
 
